@@ -1,0 +1,23 @@
+"""ganlib: text-to-image GANs, paper by paper, in Keras 3 (TensorFlow, JAX, PyTorch).
+
+    >>> import ganlib
+    >>> from ganlib.models import cgan
+    >>> model = cgan.GANINTCLS(cgan.Config.fast())
+
+Submodules are imported lazily so that `import ganlib` stays cheap.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "data", "encoders", "grading", "layers", "losses", "metrics", "models",
+    "stubs", "text", "training", "callbacks",
+)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ganlib.{name}")
+    raise AttributeError(f"module 'ganlib' has no attribute {name!r}")

@@ -1,0 +1,125 @@
+"""The `ganlib` command line (also `python -m ganlib`).
+
+    ganlib data synthbirds --out DIR --n N --size S --seed K
+    ganlib train cgan --preset fast|paper [--data NAME --root DIR] [--steps N] --out DIR [--resume]
+    ganlib evaluate RUN_DIR
+    ganlib sample RUN_DIR --caption "..." --out x.png
+    ganlib grade NN [--submission FILE | --solutions] [--results results.json]
+    ganlib stubs [--check]
+"""
+
+import argparse
+import json
+import sys
+
+
+def _data(args):
+    if args.dataset != "synthbirds":
+        print(f"ganlib data: generating {args.dataset!r} is not available yet (synthbirds is).", file=sys.stderr)
+        return 2
+    from ganlib.data import synthbirds
+
+    path = synthbirds.generate(args.out, n=args.n, size=args.size, seed=args.seed, verbose=True)
+    print(f"SynthBirds written to {path}")
+    return 0
+
+
+def _train(args):
+    from ganlib import runs
+
+    overrides = {"conditioning": args.conditioning} if args.conditioning else {}
+    runs.train(args.model, preset=args.preset, data=args.data, root=args.root, steps=args.steps,
+               out=args.out, resume=args.resume, tensorboard=args.tensorboard, config_overrides=overrides)
+    return 0
+
+
+def _evaluate(args):
+    from ganlib import runs
+    from ganlib.callbacks import format_record
+
+    record = runs.evaluate_run(args.run_dir, n=args.n)
+    print(format_record(record))
+    print(json.dumps(record, indent=1))
+    return 0
+
+
+def _sample(args):
+    from ganlib import runs
+
+    path = runs.sample_run(args.run_dir, args.caption, args.out, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def _grade(args):
+    from ganlib import grading
+
+    return grading.run_from_args(args)
+
+
+def _stubs(args):
+    from ganlib import stubs
+
+    return stubs.main(["--check"] if args.check else [])
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="ganlib", description="Text-to-image GANs, paper by paper.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="generate a synthetic dataset")
+    p.add_argument("dataset", choices=["synthbirds", "synthstreets"])
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=6000, help="number of images (default 6000)")
+    p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_data)
+
+    p = sub.add_parser("train", help="train a model; writes checkpoints, sample grids, metrics.json")
+    p.add_argument("model", choices=["cgan"])
+    p.add_argument("--preset", choices=["fast", "paper"], default="fast")
+    p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
+    p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
+    p.add_argument("--steps", type=int, default=None, help="total training steps (default: the preset's)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/logs")
+    p.add_argument("--conditioning", choices=["text", "class"], default=None,
+                   help="cgan: text (GAN-INT-CLS, default) or class (Mirza & Osindero's CGAN)")
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run's newest checkpoint; appends to metrics.json")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=None, help="number of generated images (default: the config's)")
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("sample", help="generate images for captions with a run's newest checkpoint")
+    p.add_argument("run_dir")
+    p.add_argument("--caption", action="append", required=True, help="a caption (repeat for several)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_sample)
+
+    from ganlib import grading
+
+    p = sub.add_parser("grade", help="grade a lesson's exercises; writes a score table and results.json")
+    grading.add_arguments(p)
+    p.set_defaults(run=_grade)
+
+    p = sub.add_parser("stubs", help="regenerate the student stubs from solutions/ (--check: verify)")
+    p.add_argument("--check", action="store_true")
+    p.set_defaults(run=_stubs)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (FileNotFoundError, ValueError, NotImplementedError) as error:
+        print(f"ganlib {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Datasets: the synthetic defaults and readers of real data.
+
+    >>> from ganlib.data import open_dataset
+    >>> ds = open_dataset("synthbirds", split="train")   # generated on first use
+    >>> item = ds[0]              # {"image", "captions", "class_id", "filename", "attributes"}
+    >>> batches = ds.pipeline(batch_size=64, image_size=64)   # tf.data, for model.fit
+
+Modules:
+
+* :mod:`ganlib.data.synthbirds` -- the procedural CUB-like bird dataset;
+* :mod:`ganlib.data.captioned` -- the CUB / AttnGAN layout reader and pipeline.
+
+Data roots: ``$GANLIB_DATA_ROOT`` if set; otherwise ``<checkout>/datasets``
+when ganlib runs from a source checkout that has a ``datasets/`` folder;
+otherwise ``~/.cache/ganlib/datasets``. Each dataset lives in a sub-folder
+(``synthbirds/``, ``cub/``).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+
+from ganlib.data.captioned import CaptionedDataset
+
+__all__ = ["CaptionedDataset", "default_root", "open_dataset", "DATASETS"]
+
+DATASETS = ("synthbirds", "cub", "flowers", "coco", "synthstreets", "cityscapes")
+_NOT_YET = ("flowers", "coco", "synthstreets", "cityscapes")
+
+
+def default_root() -> pathlib.Path:
+    """Folder that holds the datasets (see the module docstring for the rule)."""
+    env = os.environ.get("GANLIB_DATA_ROOT")
+    if env:
+        return pathlib.Path(env).expanduser()
+    checkout = pathlib.Path(__file__).resolve().parents[2]
+    if (checkout / "datasets").is_dir() and (checkout / "ganlib").is_dir():
+        return checkout / "datasets"
+    return pathlib.Path.home() / ".cache" / "ganlib" / "datasets"
+
+
+def open_dataset(name: str, root=None, split: str = "train",
+                 image_size: int | None = None) -> CaptionedDataset:
+    """Open a dataset by name.
+
+    Args:
+        name: one of ``"synthbirds"``, ``"cub"`` (readers available) or
+            ``"flowers"``, ``"coco"``, ``"synthstreets"``, ``"cityscapes"``
+            (not available yet).
+        root: dataset folder; default ``default_root() / name``. With the
+            default root, a missing SynthBirds is generated there first
+            (6000 images, 64 px, seed 0).
+        split: ``"train"`` or ``"test"``.
+        image_size: optional square size of ``ds[i]["image"]`` and default
+            size of ``ds.pipeline()``; a positive multiple of 4.
+
+    Returns:
+        A :class:`CaptionedDataset`.
+
+    Raises:
+        ValueError: unknown name, bad split or image_size.
+        NotImplementedError: a known dataset whose reader is not available yet.
+        FileNotFoundError: the root or its expected files are missing.
+    """
+    if not isinstance(name, str) or name.lower() not in DATASETS:
+        raise ValueError(f"unknown dataset name {name!r}; expected one of {DATASETS}")
+    name = name.lower()
+    if name in _NOT_YET:
+        raise NotImplementedError(f"the {name!r} dataset is not available yet in ganlib; "
+                                  f"available: 'synthbirds', 'cub'")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if root is None:
+        root = default_root() / name
+        if name == "synthbirds" and not (root / "CUB_200_2011" / "images.txt").is_file():
+            _generate_default_synthbirds(root)
+    return CaptionedDataset(root, split=split, name=name, image_size=image_size)
+
+
+def _generate_default_synthbirds(root: pathlib.Path) -> None:
+    """Generate the default SynthBirds at ``root``, atomically.
+
+    The data is written to a temporary sibling folder and renamed into place,
+    so a concurrent reader never sees a half-written dataset (and two
+    processes racing to generate it simply both succeed).
+    """
+    from ganlib.data import synthbirds
+
+    print(f"ganlib: SynthBirds not found at {root}; generating it there "
+          f"(6000 images, 64 px, seed 0)", flush=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    synthbirds.generate(tmp, verbose=False)
+    if root.exists() and not (root / "CUB_200_2011" / "images.txt").is_file():
+        shutil.rmtree(root)  # an incomplete earlier attempt
+    try:
+        tmp.rename(root)
+    except OSError:  # another process finished first: its copy is identical
+        shutil.rmtree(tmp, ignore_errors=True)

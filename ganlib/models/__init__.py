@@ -1,0 +1,1 @@
+"""One module per paper: `ganlib.models.<paper>` holds `Config` and the model."""

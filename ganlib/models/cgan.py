@@ -1,0 +1,313 @@
+r"""CGAN (Mirza & Osindero 2014) and GAN-INT-CLS (Reed et al. 2016).
+
+A conditional GAN gives both players the condition $y$:
+
+$$\min_G \max_D\; \mathbb{E}_{x}[\log D(x \mid y)] + \mathbb{E}_{z}[\log(1 - D(G(z \mid y) \mid y))]
+\qquad \text{(Mirza \& Osindero, Eq. 2)}$$
+
+`CGAN` conditions on a class id (one-hot). `GANINTCLS` conditions on a caption:
+the caption's sentence embedding $\varphi(t)$ (Reed et al. fed a pre-trained
+char-CNN-RNN; here the shipped SynthBirds `SentenceEncoder`, frozen) is
+compressed by a fully connected layer with leaky ReLU and
+
+* in G, concatenated with the noise $z$ and decoded by a DCGAN generator;
+* in D, replicated spatially and depth-concatenated at 4x4 (`ReplicateConcat`).
+
+**CLS, the matching-aware discriminator** (Reed et al., Alg. 1): D must also
+reject real images with the wrong caption, so it learns whether image and text
+match, not only whether the image is real:
+
+$$L_D = \mathrm{bce}(s_r, 1) + \tfrac12\left[\mathrm{bce}(s_w, 0) + \mathrm{bce}(s_f, 0)\right],\qquad
+L_G = \mathrm{bce}(s_f, 1)$$
+
+**INT, manifold interpolation** (Reed et al., Eq. 5): G is also trained on
+interpolated embeddings $\beta t_1 + (1 - \beta) t_2$ ($\beta = 0.5$), which have
+no real image, so only the "fool D" term applies to them:
+
+$$L_G \mathrel{+}= \mathrm{bce}\big(D(G(z, \beta t_1 + (1-\beta) t_2), \beta t_1 + (1-\beta) t_2), 1\big)$$
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from ganlib import losses
+from ganlib.layers import ReplicateConcat
+from ganlib.training import AdversarialModel
+
+
+@dataclass
+class Config:
+    """Hyperparameters of CGAN / GAN-INT-CLS.
+
+    `paper()` holds Reed et al.'s CUB settings (icml2016 reference code);
+    `fast()` trains on a 2-core CPU in a few minutes.
+    """
+
+    image_size: int = 64
+    z_dim: int = 100            # noise size
+    embed_dim: int = 256        # sentence embedding size (the shipped encoder's output)
+    proj_dim: int = 128         # compressed text embedding (Reed et al.: 128)
+    ngf: int = 128              # generator width at the last layer x8 at 4x4
+    ndf: int = 64               # discriminator width
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    int_weight: float = 1.0     # weight of the GAN-INT generator term (0 disables INT)
+    int_beta: float = 0.5       # beta of Eq. 5
+    conditioning: str = "text"  # "text" (GAN-INT-CLS) or "class" (CGAN)
+    num_classes: int = 200
+    max_words: int = 18
+    ema_decay: float = 0.0      # 0: no EMA generator (the reference has none)
+    steps: int = 60000          # total training steps (~600 epochs of CUB at batch 64)
+    eval_every: int = 2000
+    sample_every: int = 1000
+    checkpoint_every: int = 2000
+    eval_samples: int = 2000
+    seed: int = 0
+
+    @classmethod
+    def paper(cls):
+        """Reed et al. (2016), CUB: 64x64, z 100, text projection 128, ngf 128, ndf 64,
+        batch 64, Adam 2e-4 beta1 0.5, the wrong/fake terms weighted 1/2 each."""
+        return cls()
+
+    @classmethod
+    def fast(cls):
+        """A classroom preset: 32x32 birds, narrow nets, a few minutes on 2 CPU cores."""
+        return cls(image_size=32, z_dim=32, proj_dim=64, ngf=32, ndf=32, batch_size=64,
+                   lr=5e-4, steps=1200, eval_every=400, sample_every=200, checkpoint_every=400,
+                   eval_samples=500)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _num_upsamplings(image_size):
+    n = int(np.log2(image_size // 4))
+    if image_size < 16 or 4 * 2**n != image_size:
+        raise ValueError(f"image_size must be 4 * 2**k and >= 16 (16, 32, 64, 128...), got {image_size}.")
+    return n
+
+
+def compress(condition, proj_dim, name):
+    """The text-embedding bottleneck: FC + LeakyReLU(0.2) (Reed et al., Sec. 4.1)."""
+    return layers.LeakyReLU(0.2, name=f"{name}_act")(layers.Dense(proj_dim, name=name)(condition))
+
+
+def build_generator(cfg, cond_dim):
+    """G(z, phi(t)): [z ; FC(phi(t))] -> 4x4x(8 ngf) -> upsampling blocks -> tanh image."""
+    z = keras.Input((cfg.z_dim,), name="z")
+    condition = keras.Input((cond_dim,), name="condition")
+    h = layers.Concatenate()([z, compress(condition, cfg.proj_dim, "g_compress")])
+    ups = _num_upsamplings(cfg.image_size)
+    width = cfg.ngf * 2 ** (ups - 1)
+    h = layers.Dense(4 * 4 * width, use_bias=False)(h)
+    h = layers.ReLU()(layers.BatchNormalization()(layers.Reshape((4, 4, width))(h)))
+    for i in range(ups - 1):
+        width //= 2
+        h = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False)(h)
+        h = layers.ReLU()(layers.BatchNormalization()(h))
+    image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh", name="image")(h)
+    return keras.Model([z, condition], image, name="G")
+
+
+def build_discriminator(cfg, cond_dim):
+    """D(x, phi(t)): strided convs to 4x4, [h ; replicate(FC(phi(t)))], 1x1 conv, 4x4 conv -> logit."""
+    image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
+    condition = keras.Input((cond_dim,), name="condition")
+    h = layers.LeakyReLU(0.2)(layers.Conv2D(cfg.ndf, 4, strides=2, padding="same")(image))
+    width = cfg.ndf
+    for _ in range(_num_upsamplings(cfg.image_size) - 1):
+        width *= 2
+        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
+        h = layers.LeakyReLU(0.2)(layers.BatchNormalization()(h))
+    h = ReplicateConcat()([h, compress(condition, cfg.proj_dim, "d_compress")])
+    h = layers.Conv2D(width, 1, use_bias=False)(h)
+    h = layers.LeakyReLU(0.2)(layers.BatchNormalization()(h))
+    logit = layers.Reshape(())(layers.Conv2D(1, 4, padding="valid", name="logit")(h))
+    return keras.Model([image, condition], logit, name="D")
+
+
+def interpolate_embeddings(t1, t2, beta=0.5):
+    r"""GAN-INT (Reed et al. 2016, Eq. 5): $\beta t_1 + (1 - \beta) t_2$."""
+    return beta * t1 + (1.0 - beta) * t2
+
+
+class _ConditionalGAN(AdversarialModel):
+    """The shared machinery of CGAN and GAN-INT-CLS (conditioning differs)."""
+
+    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, interpolate_fn=None, **kwargs):
+        cfg = config if isinstance(config, Config) else Config(**(config or {}))
+        cond_dim = cfg.embed_dim if cfg.conditioning == "text" else cfg.num_classes
+        keras.utils.set_random_seed(cfg.seed)
+        auxiliaries = []
+        if cfg.conditioning == "text":
+            from ganlib.encoders import load_sentence_encoder
+
+            auxiliaries.append(load_sentence_encoder())
+        super().__init__(build_generator(cfg, cond_dim), [build_discriminator(cfg, cond_dim)],
+                         auxiliaries=auxiliaries, ema_decay=cfg.ema_decay or None, seed=cfg.seed, **kwargs)
+        self.config = cfg
+        self.d_loss_fn = d_loss_fn or losses.matching_aware_d_loss
+        self.g_loss_fn = g_loss_fn or losses.generator_loss
+        self.interpolate_fn = interpolate_fn or interpolate_embeddings
+        self._tokenizer = None
+
+    @property
+    def discriminator(self):
+        return self.discriminators[0]
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from ganlib.text import Tokenizer
+
+            self._tokenizer = Tokenizer.default(max_words=self.config.max_words)
+        return self._tokenizer
+
+    def default_optimizers(self):
+        cfg = self.config
+        adam = lambda: keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
+        return adam(), [adam()]
+
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.config)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(Config(**config["config"]))
+
+    def sample_noise(self, batch):
+        n = ops.shape(batch["image"])[0]
+        return {"z": keras.random.normal((n, self.config.z_dim), seed=self.noise_seed),
+                "z_int": keras.random.normal((n, self.config.z_dim), seed=self.noise_seed)}
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class GANINTCLS(_ConditionalGAN):
+    """Text-conditional GAN with the matching-aware discriminator (CLS) and
+    manifold interpolation (INT), Reed et al. 2016.
+
+    Args:
+        config: a `Config` (default `Config.paper()`).
+        d_loss_fn: `(real_logits, wrong_logits, fake_logits) -> scalar`
+            (default `ganlib.losses.matching_aware_d_loss`); lesson 01 plugs the
+            student's function in here.
+        g_loss_fn: `(fake_logits) -> scalar` (default the non-saturating loss).
+        interpolate_fn: `(t1, t2, beta) -> t` (default Eq. 5).
+
+    Batches (from `dataset.pipeline(...)`) hold `image`, `tokens` and
+    `wrong_tokens` (a caption of another class).
+    """
+
+    def embed(self, tokens):
+        """phi(t): the frozen sentence encoder."""
+        return ops.stop_gradient(self.auxiliaries[0](tokens, training=False))
+
+    def generator_outputs(self, batch, noise, training=False):
+        e = self.embed(batch["tokens"])
+        e_int = self.interpolate_fn(e, ops.roll(e, 1, axis=0), self.config.int_beta)
+        return {
+            "e": e,
+            "fake": self.generator([noise["z"], e], training=training),
+            "e_int": e_int,
+            "fake_int": self.generator([noise["z_int"], e_int], training=training),
+        }
+
+    def discriminator_loss(self, batch, fakes, training=True):
+        D, e = self.discriminator, fakes["e"]
+        s_r = D([batch["image"], e], training=training)
+        s_w = D([batch["image"], self.embed(batch["wrong_tokens"])], training=training)
+        s_f = D([fakes["fake"], e], training=training)
+        loss = self.d_loss_fn(s_r, s_w, s_f)
+        return loss, {"d_real": ops.mean(ops.sigmoid(s_r)), "d_wrong": ops.mean(ops.sigmoid(s_w)),
+                      "d_fake": ops.mean(ops.sigmoid(s_f))}
+
+    def generator_loss(self, batch, fakes, training=True):
+        D = self.discriminator
+        loss = self.g_loss_fn(D([fakes["fake"], fakes["e"]], training=training))
+        if self.config.int_weight:
+            int_loss = self.g_loss_fn(D([fakes["fake_int"], fakes["e_int"]], training=training))
+            loss = loss + self.config.int_weight * int_loss
+        return loss, {}
+
+    # ------------------------------------------------------------ inference
+    def encode_text(self, captions):
+        """Sentence embeddings (B, embed_dim) of a list of captions; bad captions raise ValueError."""
+        tokens = self.tokenizer.encode_checked(captions)
+        return ops.convert_to_numpy(self.embed(ops.convert_to_tensor(tokens)))
+
+    def generate_from_embeddings(self, embeddings, z=None, seed=0):
+        """Images in [-1, 1] (numpy) for sentence embeddings; `z` (B, z_dim) or drawn from `seed`."""
+        embeddings = np.asarray(embeddings, "float32")
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.config.embed_dim:
+            raise ValueError(f"embeddings: expected shape (B, {self.config.embed_dim}), got {embeddings.shape}.")
+        if z is None:
+            z = np.random.default_rng(seed).standard_normal((len(embeddings), self.config.z_dim))
+        z = np.asarray(z, "float32")
+        if z.shape != (len(embeddings), self.config.z_dim):
+            raise ValueError(f"z: expected shape ({len(embeddings)}, {self.config.z_dim}), got {z.shape}.")
+        images = self.inference_generator().predict_on_batch([z, embeddings])
+        return np.asarray(ops.convert_to_numpy(images), "float32")
+
+    def generate(self, captions, seed=0, z=None):
+        """Images in [-1, 1], numpy (B, H, W, 3), one per caption."""
+        if isinstance(captions, str):
+            captions = [captions]
+        return self.generate_from_embeddings(self.encode_text(captions), z=z, seed=seed)
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class CGAN(_ConditionalGAN):
+    """Class-conditional GAN (Mirza & Osindero 2014): the condition is a one-hot class id.
+
+    The plain conditional loss (no wrong pairs):
+    $L_D = \\mathrm{bce}(D(x|y), 1) + \\mathrm{bce}(D(G(z|y)|y), 0)$,
+    $L_G = \\mathrm{bce}(D(G(z|y)|y), 1)$.
+    """
+
+    def __init__(self, config=None, **kwargs):
+        cfg = config if isinstance(config, Config) else Config(**(config or {}))
+        super().__init__(cfg.replace(conditioning="class", int_weight=0.0), **kwargs)
+
+    def one_hot(self, class_ids):
+        return ops.one_hot(ops.cast(class_ids, "int32"), self.config.num_classes)
+
+    def generator_outputs(self, batch, noise, training=False):
+        y = self.one_hot(batch["class_id"])
+        return {"y": y, "fake": self.generator([noise["z"], y], training=training)}
+
+    def discriminator_loss(self, batch, fakes, training=True):
+        s_r = self.discriminator([batch["image"], fakes["y"]], training=training)
+        s_f = self.discriminator([fakes["fake"], fakes["y"]], training=training)
+        return losses.bce(s_r, 1.0) + losses.bce(s_f, 0.0), {}
+
+    def generator_loss(self, batch, fakes, training=True):
+        return self.g_loss_fn(self.discriminator([fakes["fake"], fakes["y"]], training=training)), {}
+
+    def generate(self, class_ids, seed=0, z=None):
+        """Images in [-1, 1] for class ids (0-based); out-of-range ids raise ValueError."""
+        class_ids = np.atleast_1d(np.asarray(class_ids))
+        if class_ids.ndim != 1 or not np.issubdtype(class_ids.dtype, np.integer):
+            raise ValueError(f"class_ids: expected a 1-D list of integer class ids, got {class_ids!r}.")
+        bad = class_ids[(class_ids < 0) | (class_ids >= self.config.num_classes)]
+        if bad.size:
+            raise ValueError(f"class_ids: {bad.tolist()} out of range [0, {self.config.num_classes}).")
+        if z is None:
+            z = np.random.default_rng(seed).standard_normal((len(class_ids), self.config.z_dim))
+        y = np.eye(self.config.num_classes, dtype="float32")[class_ids]
+        images = self.inference_generator().predict_on_batch([np.asarray(z, "float32"), y])
+        return np.asarray(ops.convert_to_numpy(images), "float32")
+
+
+def build(config=None, conditioning=None):
+    """The model `ganlib train cgan` trains: GAN-INT-CLS, or CGAN with conditioning="class"."""
+    cfg = config or Config.fast()
+    if conditioning:
+        cfg = cfg.replace(conditioning=conditioning)
+    return CGAN(cfg) if cfg.conditioning == "class" else GANINTCLS(cfg)

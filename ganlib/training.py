@@ -1,0 +1,414 @@
+"""The adversarial training step: the one backend-specific module of ganlib.
+
+Every paper's model subclasses `AdversarialModel` and writes its losses with
+`keras.ops` only; this module runs the alternating update inside `fit()` the way
+the reference implementations do, once per batch:
+
+1. draw the noise (`sample_noise`) and run the generator once
+   (`generator_outputs`), keeping the graph to the generator's weights;
+2. update every discriminator on `discriminator_loss`, the fakes treated as
+   constants (each discriminator has its own optimizer);
+3. update the generator on `generator_loss`, scored by the *updated*
+   discriminators, back-propagating through the fakes of step 1;
+4. update the generator's exponential moving average, if any.
+
+How each backend does it:
+
+* TensorFlow: `tf.GradientTape`, the step compiled with `tf.function`
+  (XLA with `compile(jit_compile=True)`).
+* PyTorch: `loss.backward()` and `optimizer.apply(...)` under `torch.no_grad()`.
+* JAX: stateless and jitted. Every variable travels in the trainer state; the
+  generator's forward pass is differentiated with `jax.vjp`, the losses with
+  `jax.value_and_grad`; optimizers update with `stateless_apply`. The several
+  optimizers live in one `keras.optimizers.MultiOptimizer`, whose `variables`
+  hold all of their state, so Keras' JAX trainer threads it through `fit()` and
+  `.keras` files save it.
+
+Subclass contract (all `keras.ops`, no backend code):
+
+* `sample_noise(batch)` -> every random input of the generator (a pytree);
+* `generator_outputs(batch, noise, training)` -> dict of float tensors: the
+  fakes and everything the generator loss needs from G (e.g. CA's mu, logvar);
+* `discriminator_loss(batch, fakes, training)` -> `(loss, logs)`;
+* `generator_loss(batch, fakes, training)` -> `(loss, logs)`;
+* `default_optimizers()` -> `(g_optimizer, [d_optimizer, ...])` from the config.
+"""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+BACKEND = keras.backend.backend()
+
+
+class AdversarialModel(keras.Model):
+    """A GAN whose `fit()` alternates discriminator and generator updates.
+
+    Args:
+        generator: a built Keras model (functional, so that it can be cloned
+            for the EMA copy).
+        discriminators: a list of built Keras models, one per scale or stage.
+        auxiliaries: frozen helper networks (text/image encoders, captioner);
+            they are tracked (saved with the model) but never trained.
+        ema_decay: if set, keeps `generator_ema`, an exponential moving average
+            of the generator's weights (BatchNorm statistics copied), used by
+            `generate()`.
+        seed: seed of the noise generator.
+    """
+
+    def __init__(self, generator, discriminators, auxiliaries=(), ema_decay=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminators = list(discriminators)
+        self.auxiliaries = list(auxiliaries)
+        for network in self.auxiliaries:
+            network.trainable = False
+        self.ema_decay = ema_decay
+        self.generator_ema = None
+        if ema_decay:
+            self.generator_ema = keras.models.clone_model(generator)
+            self.generator_ema.set_weights(generator.get_weights())
+            self.generator_ema.trainable = False
+        self.noise_seed = keras.random.SeedGenerator(seed)
+        self._roles = None
+        self.built = True
+
+    # ---------------------------------------------------------------- to override
+    def sample_noise(self, batch):
+        """Every random input of the generator for this batch (default: none)."""
+        return {}
+
+    def generator_outputs(self, batch, noise, training=False):
+        raise NotImplementedError
+
+    def discriminator_loss(self, batch, fakes, training=True):
+        raise NotImplementedError
+
+    def generator_loss(self, batch, fakes, training=True):
+        raise NotImplementedError
+
+    def default_optimizers(self):
+        raise NotImplementedError("Pass g_optimizer and d_optimizers to compile().")
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    # ---------------------------------------------------------------- compile
+    def compile(self, g_optimizer=None, d_optimizers=None, jit_compile="auto", **kwargs):
+        """Attach one optimizer to the generator and one to each discriminator.
+
+        With no arguments the config's optimizers are used
+        (`default_optimizers()`).
+        """
+        if g_optimizer is None or d_optimizers is None:
+            default_g, default_d = self.default_optimizers()
+            g_optimizer = g_optimizer or default_g
+            d_optimizers = d_optimizers or default_d
+        d_optimizers = list(d_optimizers)
+        if len(d_optimizers) != len(self.discriminators):
+            raise ValueError(
+                f"d_optimizers: expected one optimizer per discriminator "
+                f"({len(self.discriminators)}), got {len(d_optimizers)}."
+            )
+        if self.generator.dtype_policy.name == "mixed_float16":
+            raise ValueError("mixed_float16 needs loss scaling, which GAN training here does not do; "
+                             "use the 'mixed_bfloat16' policy for mixed precision.")
+        owner = {}
+        for v in self.generator.trainable_variables:
+            owner[id(v)] = g_optimizer
+        for d, opt in zip(self.discriminators, d_optimizers):
+            for v in d.trainable_variables:
+                owner[id(v)] = opt
+        stray = [v.path for v in self.trainable_variables if id(v) not in owner]
+        if stray:
+            raise ValueError(f"Trainable variables outside the generator and discriminators: {stray[:5]}. "
+                             "Pass helper networks as `auxiliaries` (they are frozen).")
+        self._compile_args = (g_optimizer, d_optimizers)
+        optimizer = keras.optimizers.MultiOptimizer(lambda v: owner[id(v)], name="adversarial")
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, auto_scale_loss=False, **kwargs)
+        self.optimizer.build(self.trainable_variables)
+        self._roles = _Roles(self, g_optimizer, d_optimizers)
+
+    @property
+    def g_optimizer(self):
+        return self._compile_args[0]
+
+    @property
+    def d_optimizers(self):
+        return list(self._compile_args[1])
+
+    def get_compile_config(self):
+        if not getattr(self, "_compile_args", None):
+            return {}
+        g, ds = self._compile_args
+        return {
+            "g_optimizer": keras.saving.serialize_keras_object(g),
+            "d_optimizers": [keras.saving.serialize_keras_object(d) for d in ds],
+        }
+
+    def compile_from_config(self, config):
+        config = dict(config or {})
+        g = config.get("g_optimizer")
+        ds = config.get("d_optimizers")
+        self.compile(
+            g_optimizer=keras.saving.deserialize_keras_object(g) if g else None,
+            d_optimizers=[keras.saving.deserialize_keras_object(d) for d in ds] if ds else None,
+        )
+
+    # ---------------------------------------------------------------- the step
+    def train_step(self, *args):
+        if BACKEND == "jax":
+            return self._train_step_jax(*args)
+        if BACKEND == "tensorflow":
+            return self._train_step_tensorflow(*args)
+        if BACKEND == "torch":
+            return self._train_step_torch(*args)
+        raise NotImplementedError(f"AdversarialModel does not support the {BACKEND!r} backend.")
+
+    def _logs(self, d_loss, g_loss, d_logs, g_logs):
+        logs = {"d_loss": d_loss, "g_loss": g_loss}
+        logs.update(d_logs or {})
+        logs.update(g_logs or {})
+        return logs
+
+    def _ema_pairs(self):
+        return list(zip(self.generator.weights, self.generator_ema.weights))
+
+    def _update_ema(self):
+        decay = self.ema_decay
+        for w, w_ema in self._ema_pairs():
+            if w.trainable:
+                w_ema.assign(decay * w_ema + (1.0 - decay) * ops.cast(w, w_ema.dtype))
+            else:
+                w_ema.assign(w)
+
+    def _train_step_tensorflow(self, data):
+        import tensorflow as tf
+
+        roles = self._roles
+        noise = self.sample_noise(data)
+        with tf.GradientTape() as g_tape:
+            fakes = self.generator_outputs(data, noise, training=True)
+            with g_tape.stop_recording():
+                constant = tf.nest.map_structure(tf.stop_gradient, fakes)
+                with tf.GradientTape() as d_tape:
+                    d_loss, d_logs = self.discriminator_loss(data, constant, training=True)
+                d_grads = d_tape.gradient(d_loss, roles.d_variables)
+                for opt, variables in roles.d_groups:
+                    opt.apply([d_grads[roles.d_index[id(v)]] for v in variables], variables)
+            g_loss, g_logs = self.generator_loss(data, fakes, training=True)
+        g_grads = g_tape.gradient(g_loss, roles.g_variables)
+        roles.g_optimizer.apply(g_grads, roles.g_variables)
+        if self.generator_ema is not None:
+            self._update_ema()
+        self.optimizer.iterations.assign_add(1)
+        return self._logs(d_loss, g_loss, d_logs, g_logs)
+
+    def _train_step_torch(self, data):
+        import torch
+
+        roles = self._roles
+        noise = self.sample_noise(data)
+        fakes = self.generator_outputs(data, noise, training=True)
+        constant = keras.tree.map_structure(lambda t: t.detach(), fakes)
+
+        for v in self.trainable_variables:
+            v.value.grad = None
+        d_loss, d_logs = self.discriminator_loss(data, constant, training=True)
+        d_loss.backward()
+        with torch.no_grad():
+            for opt, variables in roles.d_groups:
+                opt.apply([v.value.grad for v in variables], variables)
+
+        for v in self.trainable_variables:
+            v.value.grad = None
+        g_loss, g_logs = self.generator_loss(data, fakes, training=True)
+        g_loss.backward()
+        with torch.no_grad():
+            roles.g_optimizer.apply([v.value.grad for v in roles.g_variables], roles.g_variables)
+            if self.generator_ema is not None:
+                self._update_ema()
+            self.optimizer.iterations.assign_add(1)
+        detach = lambda t: t.detach() if hasattr(t, "detach") else t
+        return keras.tree.map_structure(detach, self._logs(d_loss, g_loss, d_logs, g_logs))
+
+    def _train_step_jax(self, state, data):
+        import jax
+
+        roles = self._roles
+        trainable, non_trainable, opt_values, metric_values = state
+        trainable, opt_values = list(trainable), list(opt_values)
+        tv_refs, ntv_refs = self.trainable_variables, self.non_trainable_variables
+
+        def stateless(fn, tv, ntv):
+            mapping = list(zip(tv_refs, tv)) + list(zip(ntv_refs, ntv))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                out = fn()
+            return out, [scope.get_current_value(v) for v in ntv_refs]
+
+        def with_values(positions, values, base):
+            tv = list(base)
+            for p, value in zip(positions, values):
+                tv[p] = value
+            return tv
+
+        # 1. noise, then one generator forward pass, differentiable in G's weights.
+        noise, non_trainable = stateless(lambda: self.sample_noise(data), trainable, non_trainable)
+
+        def generate(g_values):
+            tv = with_values(roles.g_positions, g_values, trainable)
+            return stateless(lambda: self.generator_outputs(data, noise, training=True), tv, non_trainable)
+
+        g_values = [trainable[p] for p in roles.g_positions]
+        fakes, g_vjp, non_trainable = jax.vjp(generate, g_values, has_aux=True)
+
+        # 2. discriminators, fakes held constant.
+        constant = jax.lax.stop_gradient(fakes)
+
+        def d_objective(d_values):
+            tv = with_values(roles.d_positions, d_values, trainable)
+            (loss, logs), ntv = stateless(lambda: self.discriminator_loss(data, constant, training=True),
+                                          tv, non_trainable)
+            return loss, (logs, ntv)
+
+        d_values = [trainable[p] for p in roles.d_positions]
+        (d_loss, (d_logs, non_trainable)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(d_values)
+        grad_at = dict(zip(roles.d_positions, d_grads))
+        for opt, positions, opt_positions in roles.d_jax_groups:
+            new_tv, new_ov = opt.stateless_apply(
+                [opt_values[o] for o in opt_positions],
+                [grad_at[p] for p in positions],
+                [trainable[p] for p in positions],
+            )
+            trainable = with_values(positions, new_tv, trainable)
+            opt_values = with_values(opt_positions, new_ov, opt_values)
+
+        # 3. generator, scored by the updated discriminators.
+        def g_objective(fakes_in):
+            (loss, logs), ntv = stateless(lambda: self.generator_loss(data, fakes_in, training=True),
+                                          trainable, non_trainable)
+            return loss, (logs, ntv)
+
+        (g_loss, (g_logs, non_trainable)), d_fakes = jax.value_and_grad(g_objective, has_aux=True)(fakes)
+        (g_grads,) = g_vjp(d_fakes)
+        by_position = dict(zip(roles.g_positions, g_grads))
+        g_positions, g_opt_positions = roles.g_jax_group
+        new_tv, new_ov = roles.g_optimizer.stateless_apply(
+            [opt_values[o] for o in g_opt_positions],
+            [by_position[p] for p in g_positions],
+            [trainable[p] for p in g_positions],
+        )
+        trainable = with_values(g_positions, new_tv, trainable)
+        opt_values = with_values(g_opt_positions, new_ov, opt_values)
+
+        # 4. EMA of the generator (its variables are non-trainable state).
+        if self.generator_ema is not None:
+            non_trainable = list(non_trainable)
+            decay = self.ema_decay
+            for kind, src, dst in roles.ema_positions:
+                value = trainable[src] if kind == "trainable" else non_trainable[src]
+                if kind == "trainable":
+                    value = decay * non_trainable[dst] + (1.0 - decay) * value
+                non_trainable[dst] = value
+        it = roles.iterations_position
+        opt_values[it] = opt_values[it] + 1
+
+        logs = self._logs(d_loss, g_loss, d_logs, g_logs)
+        return logs, (trainable, non_trainable, opt_values, metric_values)
+
+    # ---------------------------------------------------------------- saving
+    # The noise generator's state is not a layer variable, so Keras would not save
+    # it; without it a resumed run would replay the noise of its first steps.
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["noise_seed_state"] = self.noise_seed.state
+
+    def load_own_variables(self, store):
+        own = {key: store[key] for key in store.keys() if key != "noise_seed_state"}
+        super().load_own_variables(own)
+        if "noise_seed_state" in store.keys():
+            self.noise_seed.state.assign(store["noise_seed_state"])
+
+    # ---------------------------------------------------------------- inference
+    def sync_ema(self):
+        """Copy the generator's current weights into the EMA copy (e.g. after loading weights)."""
+        if self.generator_ema is not None:
+            self.generator_ema.set_weights(self.generator.get_weights())
+
+    def inference_generator(self):
+        """The EMA generator when there is one, else the generator."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+
+class _Roles:
+    """Which variables each optimizer updates, as objects and as state positions."""
+
+    def __init__(self, model, g_optimizer, d_optimizers):
+        self.g_optimizer = g_optimizer
+        trainable = model.trainable_variables
+        position = {id(v): i for i, v in enumerate(trainable)}
+        g_ids = {id(v) for v in model.generator.trainable_variables}
+        self.g_variables = [v for v in trainable if id(v) in g_ids]
+        self.g_positions = [position[id(v)] for v in self.g_variables]
+        self.d_groups = []
+        for d, opt in zip(model.discriminators, d_optimizers):
+            ids = {id(v) for v in d.trainable_variables}
+            self.d_groups.append((opt, [v for v in trainable if id(v) in ids]))
+        self.d_variables = [v for _, variables in self.d_groups for v in variables]
+        self.d_index = {id(v): i for i, v in enumerate(self.d_variables)}
+        self.d_positions = [position[id(v)] for v in self.d_variables]
+
+        # JAX: state positions, each optimizer's variables in its own build order.
+        opt_position = {id(v): i for i, v in enumerate(model.optimizer.variables)}
+
+        def jax_group(opt):
+            return ([position[id(v)] for v in opt._trainable_variables],
+                    [opt_position[id(v)] for v in opt.variables])
+
+        self.g_jax_group = jax_group(g_optimizer)
+        self.d_jax_groups = [(opt, *jax_group(opt)) for opt, _ in self.d_groups]
+        self.iterations_position = opt_position[id(model.optimizer.iterations)]
+        self.ema_positions = []
+        if model.generator_ema is not None:
+            nt_position = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+            for w, w_ema in zip(model.generator.weights, model.generator_ema.weights):
+                if w.trainable:
+                    self.ema_positions.append(("trainable", position[id(w)], nt_position[id(w_ema)]))
+                else:
+                    self.ema_positions.append(("non_trainable", nt_position[id(w)], nt_position[id(w_ema)]))
+
+
+def enable_determinism(seed=0):
+    """Seed Python, NumPy and the backend, and ask the backend for deterministic kernels.
+
+    With this, a training run repeats exactly on the same backend and machine.
+    """
+    keras.utils.set_random_seed(seed)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif BACKEND == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def all_finite(values):
+    """True if every number in a nested structure of tensors/arrays is finite."""
+    for value in keras.tree.flatten(values):
+        array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            return False
+    return True
+
+
+def _is_finite_number(x):
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        warnings.warn(f"cannot read the logged value {x!r} as a number")
+        return True

@@ -1,0 +1,175 @@
+# Generated from solutions/01_cgan/exercises.py by `python -m ganlib.stubs`: edit the solution, not this file.
+r"""Lesson 01 exercises: conditional GANs and GAN-INT-CLS.
+
+Fill in every function below. Compute with `keras.ops` only (not numpy, `tf.`,
+`torch.` or `jax.`; numpy is fine for checking inputs, as in `one_hot_labels`), so
+that your code runs on the TensorFlow, JAX and PyTorch backends and can drive the
+notebook's training, which calls your losses and your interpolation inside `fit()`.
+Where a function calls another one of yours (the losses call
+`sigmoid_cross_entropy`), write them in order.
+
+Papers:
+    [GAN]  Goodfellow et al. 2014, "Generative Adversarial Nets".
+    [CGAN] Mirza & Osindero 2014, "Conditional Generative Adversarial Nets".
+    [Reed] Reed et al. 2016, "Generative Adversarial Text to Image Synthesis".
+
+Check your work:
+
+    ganlib grade 01                                  # score table
+    GANLIB_SUBMISSION=lessons/01_cgan/exercises.py pytest tests/grading/test_01_cgan.py
+"""
+
+import numpy as np
+from keras import ops
+
+
+def sigmoid_cross_entropy(logits, labels):
+    r"""Elementwise binary cross-entropy of a logit $x$ against a target $z$.
+
+    With $\sigma(x) = 1 / (1 + e^{-x})$ the discriminator's probability,
+
+    $$\mathrm{bce}(x, z) = -z \log \sigma(x) - (1 - z) \log(1 - \sigma(x)),$$
+
+    which, rewritten so that no $\log 0$ or overflowing $e^{x}$ is ever computed, is
+
+    $$\mathrm{bce}(x, z) = \max(x, 0) - x z + \log\left(1 + e^{-|x|}\right).$$
+
+    Args:
+        logits: float tensor of any shape, the discriminator's pre-sigmoid outputs $x$.
+        labels: float tensor of the same shape (or broadcastable to it), targets
+            $z$ in [0, 1].
+
+    Returns:
+        A float32 tensor with the shape of `logits`, finite even for logits of +-100.
+
+    Hint: `ops.maximum`, `ops.abs`, `ops.exp` and `ops.log1p` (log(1 + y), accurate
+    for small y). Convert the inputs first with `ops.convert_to_tensor(x, "float32")`.
+    """
+    raise NotImplementedError("Exercise: sigmoid_cross_entropy")
+
+
+def matching_aware_d_loss(real_logits, wrong_logits, fake_logits):
+    r"""The matching-aware discriminator loss of GAN-CLS ([Reed], Algorithm 1).
+
+    The discriminator scores three kinds of pairs: a real image with its own
+    caption ($s_r$, target 1), a real image with a mismatched caption ($s_w$,
+    target 0) and a generated image with the caption it was made from ($s_f$,
+    target 0). Algorithm 1 writes $L_D \leftarrow \log(s_r) + (\log(1 - s_w) +
+    \log(1 - s_f)) / 2$ (to be maximised); as a loss on logits:
+
+    $$L_D = \overline{\mathrm{bce}}(s_r, 1)
+          + \tfrac{1}{2}\left(\overline{\mathrm{bce}}(s_w, 0) + \overline{\mathrm{bce}}(s_f, 0)\right)$$
+
+    where $\overline{\mathrm{bce}}$ is `sigmoid_cross_entropy` averaged over the
+    batch. The real pair weighs as much as the two "reject" pairs together.
+
+    Args:
+        real_logits: float tensor (B,) or (B, 1), logits for (real image, right text).
+        wrong_logits: same shape, logits for (real image, wrong text).
+        fake_logits: same shape, logits for (fake image, right text).
+
+    Returns:
+        A float32 scalar tensor (shape ()).
+
+    Hint: `ops.ones_like` / `ops.zeros_like` make the targets, `ops.mean` averages.
+    Average each term on its own before adding them.
+    """
+    raise NotImplementedError("Exercise: matching_aware_d_loss")
+
+
+def generator_loss(fake_logits):
+    r"""The non-saturating generator loss ([GAN], Section 3).
+
+    The min-max game has G minimise $\log(1 - D(G(z)))$, whose gradient vanishes
+    while D confidently rejects the early, poor samples. Goodfellow et al. train G
+    to maximise $\log D(G(z))$ instead; on logits $s_f$ that is
+
+    $$L_G = \overline{\mathrm{bce}}(s_f, 1),$$
+
+    the batch mean of `sigmoid_cross_entropy(fake_logits, 1)`.
+
+    Args:
+        fake_logits: float tensor (B,) or (B, 1), D's logits for (fake image, right text).
+
+    Returns:
+        A float32 scalar tensor.
+
+    Hint: one line with `sigmoid_cross_entropy`, `ops.ones_like` and `ops.mean`.
+    """
+    raise NotImplementedError("Exercise: generator_loss")
+
+
+def interpolate_embeddings(t1, t2, beta=0.5):
+    r"""GAN-INT: interpolate between two text embeddings ([Reed], Eq. 5).
+
+    Reed et al. add to the generator's objective the term
+
+    $$\mathbb{E}_{t_1, t_2 \sim p_{data}}\left[\log\left(1 - D(G(z, \beta t_1 + (1 - \beta) t_2))\right)\right],$$
+
+    i.e. G must also fool D on points *between* the captions of the data, which
+    fills the text manifold. This function computes the interpolated embedding
+    $\beta t_1 + (1 - \beta) t_2$ (the paper uses $\beta = 0.5$).
+
+    Args:
+        t1: float tensor (B, D), embeddings of a first batch of captions.
+        t2: float tensor (B, D), embeddings of a second batch (e.g. t1 shuffled).
+        beta: float in [0, 1], or a tensor broadcastable to (B, D) (e.g. (B, 1)):
+            the weight of `t1`. beta=1 gives t1, beta=0 gives t2.
+
+    Returns:
+        A float32 tensor (B, D).
+
+    Hint: plain arithmetic on tensors; convert the inputs to float32 first.
+    """
+    raise NotImplementedError("Exercise: interpolate_embeddings")
+
+
+def concat_condition(h, c):
+    r"""Condition a discriminator feature map on text by depth concatenation ([Reed], Sec. 4.1).
+
+    "When the spatial dimension of the discriminator is 4x4, we replicate the
+    description embedding spatially and perform a depth concatenation": the
+    condition $c \in \mathbb{R}^{D}$ of each example is copied to every pixel of
+    its feature map $h \in \mathbb{R}^{H \times W \times C}$ and stacked on the
+    channels,
+
+    $$[h; c]_{b,i,j} = (h_{b,i,j,1}, \dots, h_{b,i,j,C}, c_{b,1}, \dots, c_{b,D}).$$
+
+    Args:
+        h: float tensor (B, H, W, C), image features (channels last).
+        c: float tensor (B, D), the (projected) text embedding.
+
+    Returns:
+        A float32 tensor (B, H, W, C + D): the first C channels are `h` unchanged,
+        the last D channels equal `c[b]` at every pixel of example b.
+
+    Hint: `ops.expand_dims` twice turns c into (B, 1, 1, D); `ops.tile` with the
+    spatial size from `ops.shape(h)` replicates it; `ops.concatenate(..., axis=-1)`.
+    """
+    raise NotImplementedError("Exercise: concat_condition")
+
+
+def one_hot_labels(labels, num_classes):
+    r"""One-hot class conditions $y$ for the class-conditional GAN ([CGAN], Sec. 4.1).
+
+    Mirza & Osindero condition both networks on the class label as a one-hot
+    vector: the objective ([CGAN], Eq. 2) is
+
+    $$\min_G \max_D \; \mathbb{E}_{x}\left[\log D(x \mid y)\right]
+      + \mathbb{E}_{z}\left[\log(1 - D(G(z \mid y)))\right].$$
+
+    Args:
+        labels: integer array-like (B,) of class ids, each in [0, num_classes).
+        num_classes: int, the number of classes K.
+
+    Returns:
+        A float32 tensor (B, K) with a single 1 per row, at column `labels[b]`.
+
+    Raises:
+        ValueError: naming `labels` and the offending value when an id is negative
+            or >= num_classes (a silent all-zero row would train on garbage).
+
+    Hint: check the range with numpy first (`np.asarray(labels)`), then use
+    `ops.one_hot(labels, num_classes)` and cast to float32.
+    """
+    raise NotImplementedError("Exercise: one_hot_labels")

@@ -1,0 +1,200 @@
+"""Graded tests of lesson 01 (CGAN / GAN-INT-CLS): 12 points.
+
+Every test compares the exercise's values with an independent numpy reference
+written here, in float64. Run against the solutions (default) or a submission:
+
+    pytest tests/grading/test_01_cgan.py
+    GANLIB_SUBMISSION=lessons/01_cgan/exercises.py pytest tests/grading/test_01_cgan.py
+    ganlib grade 01
+"""
+
+import numpy as np
+import pytest
+
+from ganlib.grading import check_close, to_numpy
+
+
+# ---------------------------------------------------------------------------
+# numpy references
+# ---------------------------------------------------------------------------
+
+def bce_ref(x, z):
+    """-z log sigma(x) - (1 - z) log(1 - sigma(x)), via logaddexp (no log 0)."""
+    x, z = np.asarray(x, np.float64), np.asarray(z, np.float64)
+    return z * np.logaddexp(0.0, -x) + (1.0 - z) * np.logaddexp(0.0, x)
+
+
+def d_loss_ref(real, wrong, fake):
+    return bce_ref(real, 1).mean() + 0.5 * (bce_ref(wrong, 0).mean() + bce_ref(fake, 0).mean())
+
+
+def check_float32(value, name):
+    got = to_numpy(value)
+    if got.dtype != np.float32:
+        raise AssertionError(f"{name} returned dtype {got.dtype}, expected float32 (convert "
+                             "the inputs with ops.convert_to_tensor(x, 'float32'))")
+
+
+def f32(*shape, seed=0, scale=3.0):
+    return (np.random.default_rng(seed).normal(size=shape) * scale).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# 1. sigmoid_cross_entropy (3 points)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(2)
+def test_sigmoid_cross_entropy_values(exercises):
+    x = f32(4, 5, seed=1)
+    z = np.random.default_rng(2).uniform(size=(4, 5)).astype(np.float32)  # soft targets too
+    z[0] = 0.0
+    z[1] = 1.0
+    out = exercises.sigmoid_cross_entropy(x, z)
+    check_close(out, bce_ref(x, z), "sigmoid_cross_entropy(logits, labels)", atol=1e-5)
+    check_float32(out, "sigmoid_cross_entropy")
+
+
+@pytest.mark.points(1)
+def test_sigmoid_cross_entropy_is_stable_for_large_logits(exercises):
+    x = np.array([100.0, -100.0, 100.0, -100.0, 500.0, -500.0, 1000.0, -1000.0, 0.0],
+                 np.float32)
+    z = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0], np.float32)
+    # Expected: ~0, ~0, 100, 100, ~0, 500, 1000, ~0, log 2.
+    check_close(exercises.sigmoid_cross_entropy(x, z), bce_ref(x, z),
+                "sigmoid_cross_entropy at logits of +-100..1000 (use the stable form "
+                "max(x, 0) - x z + log1p(exp(-|x|)), never log(sigmoid(x)))",
+                atol=1e-4, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# 2. matching_aware_d_loss (3 points)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(2)
+def test_matching_aware_d_loss_values(exercises):
+    real, wrong, fake = f32(6, 1, seed=3), f32(6, 1, seed=4), f32(6, 1, seed=5)
+    out = exercises.matching_aware_d_loss(real, wrong, fake)
+    check_close(out, d_loss_ref(real, wrong, fake),
+                "matching_aware_d_loss(real_logits, wrong_logits, fake_logits) on (6, 1) "
+                "logits (expected a scalar: mean over the batch of each term)", atol=1e-5)
+    check_float32(out, "matching_aware_d_loss")
+    # Flat (B,) logits work the same.
+    check_close(exercises.matching_aware_d_loss(real[:, 0], wrong[:, 0], fake[:, 0]),
+                d_loss_ref(real, wrong, fake), "matching_aware_d_loss on (6,) logits",
+                atol=1e-5)
+
+
+@pytest.mark.points(1)
+def test_matching_aware_d_loss_weights_and_batch_mean(exercises):
+    x = f32(5, 1, seed=6)
+    sure_real = np.full((5, 1), 100.0, np.float32)   # bce(., 1) ~ 0
+    sure_fake = np.full((5, 1), -100.0, np.float32)  # bce(., 0) ~ 0
+    f = exercises.matching_aware_d_loss
+    # Only one term is non-zero at a time: the real term counts fully, the
+    # wrong and fake terms each count one half.
+    check_close(f(x, sure_fake, sure_fake), bce_ref(x, 1).mean(),
+                "matching_aware_d_loss with only the real term non-zero (expected "
+                "mean bce(real, 1), weight 1)", atol=1e-5)
+    check_close(f(sure_real, x, sure_fake), 0.5 * bce_ref(x, 0).mean(),
+                "matching_aware_d_loss with only the wrong term non-zero (expected "
+                "0.5 * mean bce(wrong, 0))", atol=1e-5)
+    check_close(f(sure_real, sure_fake, x), 0.5 * bce_ref(x, 0).mean(),
+                "matching_aware_d_loss with only the fake term non-zero (expected "
+                "0.5 * mean bce(fake, 0))", atol=1e-5)
+    # A mean, not a sum: repeating the batch does not change the loss.
+    twice = [np.concatenate([a, a]) for a in (x, sure_fake, sure_fake)]
+    check_close(f(*twice), bce_ref(x, 1).mean(),
+                "matching_aware_d_loss on a batch repeated twice (a batch MEAN must not "
+                "change; did you sum over the batch?)", atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# 3. generator_loss (1 point)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(1)
+def test_generator_loss(exercises):
+    fake = f32(7, 1, seed=7)
+    out = exercises.generator_loss(fake)
+    check_close(out, bce_ref(fake, 1).mean(),
+                "generator_loss(fake_logits) (expected the non-saturating loss, a scalar: "
+                "mean bce(fake, 1))", atol=1e-5)
+    check_float32(out, "generator_loss")
+    big = np.array([[-100.0], [100.0]], np.float32)
+    check_close(exercises.generator_loss(big), 50.0,
+                "generator_loss on logits [-100, 100] (expected (100 + 0) / 2)", atol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# 4. interpolate_embeddings (2 points)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(1)
+def test_interpolate_embeddings_ends(exercises):
+    t1, t2 = f32(3, 8, seed=8), f32(3, 8, seed=9)
+    out = exercises.interpolate_embeddings(t1, t2, beta=1.0)
+    check_close(out, t1, "interpolate_embeddings(t1, t2, beta=1.0) (expected t1)", atol=1e-6)
+    check_float32(out, "interpolate_embeddings")
+    check_close(exercises.interpolate_embeddings(t1, t2, beta=0.0), t2,
+                "interpolate_embeddings(t1, t2, beta=0.0) (expected t2)", atol=1e-6)
+
+
+@pytest.mark.points(1)
+def test_interpolate_embeddings_middle(exercises):
+    t1, t2 = f32(3, 8, seed=10), f32(3, 8, seed=11)
+    expected = 0.3 * t1.astype(np.float64) + 0.7 * t2
+    check_close(exercises.interpolate_embeddings(t1, t2, beta=0.3), expected,
+                "interpolate_embeddings(t1, t2, beta=0.3) (expected 0.3 t1 + 0.7 t2)",
+                atol=1e-5)
+    check_close(exercises.interpolate_embeddings(t1, t2), 0.5 * (t1.astype(np.float64) + t2),
+                "interpolate_embeddings(t1, t2) with the default beta (expected 0.5)",
+                atol=1e-5)
+    beta = np.array([[0.0], [0.25], [1.0]], np.float32)  # one beta per row
+    check_close(exercises.interpolate_embeddings(t1, t2, beta=beta),
+                beta * t1.astype(np.float64) + (1 - beta) * t2,
+                "interpolate_embeddings with a (B, 1) beta per row", atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# 5. concat_condition (2 points)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(2)
+def test_concat_condition(exercises):
+    batch, height, width, channels, dim = 2, 3, 5, 4, 6  # H != W catches a swap
+    h = f32(batch, height, width, channels, seed=12)
+    c = f32(batch, dim, seed=13)
+    out = exercises.concat_condition(h, c)
+    expected = np.concatenate(
+        [h, np.broadcast_to(c[:, None, None, :], (batch, height, width, dim))], axis=-1)
+    got = check_close(out, expected, "concat_condition(h, c) with h (2, 3, 5, 4) and "
+                      "c (2, 6) (expected (B, H, W, C + D): h first, then c at every pixel)",
+                      atol=1e-6)
+    check_float32(out, "concat_condition")
+    assert np.array_equal(got[..., :channels], h), \
+        "concat_condition: the first C channels must be h, unchanged"
+    for b in range(batch):
+        assert np.array_equal(got[b, :, :, channels:], np.broadcast_to(c[b], (height, width, dim))), \
+            f"concat_condition: channels C: of example {b} must equal c[{b}] at every pixel"
+
+
+# ---------------------------------------------------------------------------
+# 6. one_hot_labels (1 point)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(1)
+def test_one_hot_labels(exercises):
+    labels = np.array([2, 0, 4, 2], np.int32)
+    out = exercises.one_hot_labels(labels, 5)
+    check_close(out, np.eye(5)[labels], "one_hot_labels([2, 0, 4, 2], 5)", atol=0)
+    check_float32(out, "one_hot_labels")
+    for bad in ([0, 5], [-1, 1]):
+        try:
+            exercises.one_hot_labels(np.array(bad, np.int32), 5)
+        except ValueError as error:
+            assert "labels" in str(error), (
+                f"one_hot_labels({bad}, 5) raised ValueError({str(error)!r}); the message "
+                "must name the argument `labels`")
+        else:
+            raise AssertionError(f"one_hot_labels({bad}, 5) must raise ValueError: "
+                                 "a class id outside [0, num_classes) is a bug, not a zero row")
