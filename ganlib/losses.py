@@ -26,14 +26,14 @@ def sigmoid_cross_entropy(logits, labels):
     Returns:
         A tensor with the shape of `logits`.
     """
-    logits = ops.convert_to_tensor(logits, "float32")
+    logits = ops.cast(logits, "float32")
     labels = ops.cast(labels, "float32")
     return ops.maximum(logits, 0.0) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits)))
 
 
 def bce(logits, target):
     """Mean binary cross-entropy of `logits` against a constant `target` (0 or 1)."""
-    logits = ops.convert_to_tensor(logits, "float32")
+    logits = ops.cast(logits, "float32")
     return ops.mean(sigmoid_cross_entropy(logits, ops.full(ops.shape(logits), target)))
 
 
@@ -82,6 +82,6 @@ def kl_divergence(mu, logvar):
     paper's sum over dimensions is this times the condition size; the reference's
     KL weight of 2 assumes the mean).
     """
-    mu = ops.convert_to_tensor(mu, "float32")
-    logvar = ops.convert_to_tensor(logvar, "float32")
+    mu = ops.cast(mu, "float32")
+    logvar = ops.cast(logvar, "float32")
     return -0.5 * ops.mean(1.0 + logvar - ops.square(mu) - ops.exp(logvar))

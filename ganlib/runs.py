@@ -70,7 +70,9 @@ def _real_images_and_captions(dataset, n, image_size, seed=0):
 def _resize(image, size):
     from PIL import Image
 
-    return Image.fromarray(image).resize((size, size), Image.BICUBIC) if image.shape[0] != size else image
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
 
 
 _REAL_STATS = {}
