@@ -68,16 +68,19 @@ class SampleGrid(keras.callbacks.Callback):
         self.out_dir = pathlib.Path(out_dir) if out_dir else None
         self.last_path = None
         self._handle = None
+        self._last_step = None
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every and global_step(self.model) % self.every == 0:
             self.render()
 
     def on_train_end(self, logs=None):
-        self.render()
+        if self._last_step != global_step(self.model):
+            self.render()
 
     def render(self):
         step = global_step(self.model)
+        self._last_step = step
         images = self.model.generate(self.captions, seed=self.seed)
         if self.out_dir is not None:
             self.last_path = save_grid(images, self.out_dir / "samples" / f"step_{step:07d}.png", self.columns, 2)
