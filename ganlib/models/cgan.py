@@ -183,6 +183,16 @@ class _ConditionalGAN(AdversarialModel):
     def from_config(cls, config):
         return cls(Config(**config["config"]))
 
+    def _generate(self, condition, z=None, seed=0):
+        """Run the inference generator on `condition` (B, D); z (B, z_dim) or drawn from `seed`."""
+        if z is None:
+            z = np.random.default_rng(seed).standard_normal((len(condition), self.config.z_dim))
+        z = np.asarray(z, "float32")
+        if z.shape != (len(condition), self.config.z_dim):
+            raise ValueError(f"z: expected shape ({len(condition)}, {self.config.z_dim}), got {z.shape}.")
+        images = self.inference_generator()([z, condition], training=False)
+        return np.asarray(ops.convert_to_numpy(images), "float32")
+
     def sample_noise(self, batch):
         n = ops.shape(batch["image"])[0]
         return {"z": keras.random.normal((n, self.config.z_dim), seed=self.noise_seed),
@@ -215,8 +225,7 @@ class GANINTCLS(_ConditionalGAN):
         weaker than the noise. $\varphi(t) = \sqrt{d}\, e / \lVert e \rVert$.
         """
         e = ops.stop_gradient(self.auxiliaries[0](tokens, training=False))
-        norm = ops.sqrt(ops.sum(ops.square(e), axis=-1, keepdims=True) + 1e-12)
-        return e * (float(self.config.embed_dim) ** 0.5) / norm
+        return ops.normalize(e, axis=-1) * float(self.config.embed_dim) ** 0.5
 
     def generator_outputs(self, batch, noise, training=False):
         e = self.embed(batch["tokens"])
@@ -256,13 +265,7 @@ class GANINTCLS(_ConditionalGAN):
         embeddings = np.asarray(embeddings, "float32")
         if embeddings.ndim != 2 or embeddings.shape[1] != self.config.embed_dim:
             raise ValueError(f"embeddings: expected shape (B, {self.config.embed_dim}), got {embeddings.shape}.")
-        if z is None:
-            z = np.random.default_rng(seed).standard_normal((len(embeddings), self.config.z_dim))
-        z = np.asarray(z, "float32")
-        if z.shape != (len(embeddings), self.config.z_dim):
-            raise ValueError(f"z: expected shape ({len(embeddings)}, {self.config.z_dim}), got {z.shape}.")
-        images = self.inference_generator()([z, embeddings], training=False)
-        return np.asarray(ops.convert_to_numpy(images), "float32")
+        return self._generate(embeddings, z=z, seed=seed)
 
     def generate(self, captions, seed=0, z=None):
         """Images in [-1, 1], numpy (B, H, W, 3), one per caption."""
@@ -307,11 +310,7 @@ class CGAN(_ConditionalGAN):
         bad = class_ids[(class_ids < 0) | (class_ids >= self.config.num_classes)]
         if bad.size:
             raise ValueError(f"class_ids: {bad.tolist()} out of range [0, {self.config.num_classes}).")
-        if z is None:
-            z = np.random.default_rng(seed).standard_normal((len(class_ids), self.config.z_dim))
-        y = np.eye(self.config.num_classes, dtype="float32")[class_ids]
-        images = self.inference_generator()([np.asarray(z, "float32"), y], training=False)
-        return np.asarray(ops.convert_to_numpy(images), "float32")
+        return self._generate(np.eye(self.config.num_classes, dtype="float32")[class_ids], z=z, seed=seed)
 
 
 def build(config=None, conditioning=None):
