@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from ganlib.models import MODELS
+
 
 def _data(args):
     if args.dataset != "synthbirds":
@@ -76,7 +78,7 @@ def build_parser():
     p.set_defaults(run=_data)
 
     p = sub.add_parser("train", help="train a model; writes checkpoints, sample grids, metrics.json")
-    p.add_argument("model", choices=["cgan"])
+    p.add_argument("model", choices=MODELS)
     p.add_argument("--preset", choices=["fast", "paper"], default="fast")
     p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
     p.add_argument("--root", default=None, help="dataset folder (default: the data root)")

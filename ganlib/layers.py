@@ -41,3 +41,77 @@ class ReplicateConcat(layers.Layer):
         h, c = input_shape
         channels = None if h[-1] is None or c[-1] is None else h[-1] + c[-1]
         return (*h[:-1], channels)
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class ConditioningAugmentation(layers.Layer):
+    r"""Conditioning augmentation $F_{ca}$ (StackGAN, Zhang et al. 2017, Sec. 3.1).
+
+    A sentence embedding $\varphi_t$ is high-dimensional and the training set has
+    few captions, so the map text -> condition is discontinuous where G needs it
+    smooth. StackGAN instead draws the condition from a Gaussian whose mean and
+    diagonal covariance are functions of the embedding:
+
+    $$[\mu(\varphi_t) ; \log\sigma^2(\varphi_t)] = \mathrm{act}(W \varphi_t + b),\qquad
+    \hat c = \mu + \sigma \odot \epsilon,\quad \epsilon \sim \mathcal{N}(0, I)$$
+
+    (the reparameterisation trick, so gradients reach $W$), regularised towards
+    $\mathcal{N}(0, I)$ by `ganlib.losses.kl_divergence(mu, logvar)` (paper Eq. 3).
+
+    Args:
+        units: size of $\hat c$ ($N_g$: 128 in StackGAN and StackGAN++).
+        activation: the nonlinearity after the fully connected layer, as the
+            reference code has it: `"leaky_relu"` (StackGAN's TensorFlow code,
+            slope 0.2), `"glu"` (StackGAN++: the layer outputs `4 * units` and a
+            gated linear unit halves them), `"relu"` or `None`.
+        seed: seed of $\epsilon$'s generator.
+
+    Call arguments:
+        embedding: `(B, D)` sentence embeddings.
+        sample: draw $\epsilon$ (default); `False` returns $\hat c = \mu$.
+
+    Returns:
+        `(c_hat, mu, logvar)`, each `(B, units)`.
+
+    Example:
+        >>> ca = ConditioningAugmentation(4, seed=0)
+        >>> c_hat, mu, logvar = ca(keras.ops.ones((2, 8)))
+        >>> tuple(c_hat.shape), tuple(mu.shape)
+        ((2, 4), (2, 4))
+    """
+
+    ACTIVATIONS = ("leaky_relu", "glu", "relu", None)
+
+    def __init__(self, units, activation="leaky_relu", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
+        self.units, self.activation, self.seed = int(units), activation, seed
+        width = 4 * self.units if activation == "glu" else 2 * self.units
+        self.fc = layers.Dense(width, name="fc")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        self.fc.build(input_shape)
+
+    def call(self, embedding, sample=True):
+        h = self.fc(embedding)
+        if self.activation == "glu":
+            h = h[:, : 2 * self.units] * ops.sigmoid(h[:, 2 * self.units:])
+        elif self.activation == "leaky_relu":
+            h = ops.leaky_relu(h, 0.2)
+        elif self.activation == "relu":
+            h = ops.relu(h)
+        mu, logvar = h[:, : self.units], h[:, self.units:]
+        if not sample:
+            return mu, mu, logvar
+        eps = keras.random.normal(ops.shape(mu), dtype=mu.dtype, seed=self.seed_generator)
+        return mu + ops.exp(0.5 * logvar) * eps, mu, logvar
+
+    def compute_output_shape(self, input_shape):
+        shape = (input_shape[0], self.units)
+        return shape, shape, shape
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "seed": self.seed}

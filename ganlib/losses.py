@@ -85,3 +85,40 @@ def kl_divergence(mu, logvar):
     mu = ops.cast(mu, "float32")
     logvar = ops.cast(logvar, "float32")
     return -0.5 * ops.mean(1.0 + logvar - ops.square(mu) - ops.exp(logvar))
+
+
+def _colour_statistics(images):
+    """Per-image pixel mean (B, 3) and biased pixel covariance (B, 3, 3)."""
+    x = ops.cast(images, "float32")
+    shape = ops.shape(x)
+    x = ops.reshape(x, (shape[0], -1, shape[-1]))                       # (B, N, 3)
+    mu = ops.mean(x, axis=1)                                            # (B, 3)
+    centred = x - mu[:, None, :]
+    sigma = ops.einsum("bni,bnj->bij", centred, centred) / ops.cast(ops.shape(x)[1], "float32")
+    return mu, sigma
+
+
+def color_consistency(x_a, x_b, lambda_mean=1.0, lambda_cov=5.0):
+    r"""StackGAN++'s colour-consistency regulariser (Zhang et al. 2018, Eq. 7-8).
+
+    The images one generator tree makes for the same input at two scales should
+    share their colours. For each image, over its $N$ pixels $x_k$ (RGB):
+
+    $$\mu = \tfrac1N \textstyle\sum_k x_k,\qquad
+    \Sigma = \tfrac1N \textstyle\sum_k (x_k - \mu)(x_k - \mu)^\top$$
+
+    $$L_C = \lambda_1 \lVert \mu_a - \mu_b \rVert^2 + \lambda_2 \lVert \Sigma_a - \Sigma_b \rVert_F^2$$
+
+    reduced as the reference code does: a *mean* (not sum) over the 3 mean and
+    9 covariance components and over the batch, with $\lambda_1 = 1$, $\lambda_2 = 5$.
+    The two inputs may differ in resolution (each image's statistics are over
+    its own pixels).
+
+    Args:
+        x_a, x_b: images `(B, H_a, W_a, 3)` and `(B, H_b, W_b, 3)`.
+        lambda_mean, lambda_cov: $\lambda_1$, $\lambda_2$.
+    """
+    mu_a, sigma_a = _colour_statistics(x_a)
+    mu_b, sigma_b = _colour_statistics(x_b)
+    return (lambda_mean * ops.mean(ops.square(mu_a - mu_b))
+            + lambda_cov * ops.mean(ops.square(sigma_a - sigma_b)))

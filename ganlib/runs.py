@@ -21,7 +21,7 @@ import numpy as np
 
 from ganlib import callbacks as cb
 
-MODELS = ("cgan",)
+from ganlib.models import MODELS
 
 # Captions shown in every sample grid: test-class colour combinations.
 SAMPLE_CAPTIONS = (

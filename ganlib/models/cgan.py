@@ -36,7 +36,7 @@ from keras import layers, ops
 
 from ganlib import losses
 from ganlib.layers import ReplicateConcat
-from ganlib.training import AdversarialModel
+from ganlib.models.base import PaperGAN
 
 
 @dataclass
@@ -139,57 +139,29 @@ def interpolate_embeddings(t1, t2, beta=0.5):
     return beta * t1 + (1.0 - beta) * t2
 
 
-class _ConditionalGAN(AdversarialModel):
+class _ConditionalGAN(PaperGAN):
     """The shared machinery of CGAN and GAN-INT-CLS (conditioning differs)."""
 
-    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, interpolate_fn=None, **kwargs):
-        cfg = config if isinstance(config, Config) else Config(**(config or {}))
-        cond_dim = cfg.embed_dim if cfg.conditioning == "text" else cfg.num_classes
-        keras.utils.set_random_seed(cfg.seed)
-        auxiliaries = []
-        if cfg.conditioning == "text":
-            from ganlib.encoders import load_sentence_encoder
+    config_class = Config
 
-            auxiliaries.append(load_sentence_encoder())
-        super().__init__(build_generator(cfg, cond_dim), [build_discriminator(cfg, cond_dim)],
-                         auxiliaries=auxiliaries, ema_decay=cfg.ema_decay or None, seed=cfg.seed, **kwargs)
-        self.config = cfg
+    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, interpolate_fn=None, **kwargs):
+        cfg = self.resolve_config(config)
+        text = cfg.conditioning == "text"
+        cond_dim = cfg.embed_dim if text else cfg.num_classes
+        keras.utils.set_random_seed(cfg.seed)
+        super().__init__(cfg, build_generator(cfg, cond_dim), [build_discriminator(cfg, cond_dim)],
+                         text=text, **kwargs)
         self.d_loss_fn = d_loss_fn or losses.matching_aware_d_loss
         self.g_loss_fn = g_loss_fn or losses.generator_loss
         self.interpolate_fn = interpolate_fn or interpolate_embeddings
-        self._tokenizer = None
 
     @property
     def discriminator(self):
         return self.discriminators[0]
 
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from ganlib.text import Tokenizer
-
-            self._tokenizer = Tokenizer.default(max_words=self.config.max_words)
-        return self._tokenizer
-
-    def default_optimizers(self):
-        cfg = self.config
-        adam = lambda: keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
-        return adam(), [adam()]
-
-    def get_config(self):
-        return {"config": dataclasses.asdict(self.config)}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(Config(**config["config"]))
-
     def _generate(self, condition, z=None, seed=0):
         """Run the inference generator on `condition` (B, D); z (B, z_dim) or drawn from `seed`."""
-        if z is None:
-            z = np.random.default_rng(seed).standard_normal((len(condition), self.config.z_dim))
-        z = np.asarray(z, "float32")
-        if z.shape != (len(condition), self.config.z_dim):
-            raise ValueError(f"z: expected shape ({len(condition)}, {self.config.z_dim}), got {z.shape}.")
+        z = self.noise(len(condition), z, seed)
         images = self.inference_generator()([z, condition], training=False)
         return np.asarray(ops.convert_to_numpy(images), "float32")
 
@@ -213,19 +185,9 @@ class GANINTCLS(_ConditionalGAN):
         interpolate_fn: `(t1, t2, beta) -> t` (default Eq. 5).
 
     Batches (from `dataset.pipeline(...)`) hold `image`, `tokens` and
-    `wrong_tokens` (a caption of another class).
+    `wrong_tokens` (a caption of another class). The text side (`embed`,
+    `encode_text`, `generate`) is `ganlib.models.base.PaperGAN`'s.
     """
-
-    def embed(self, tokens):
-        r"""phi(t): the frozen sentence encoder's embedding, rescaled to unit RMS per dimension.
-
-        The encoder was trained with cosine similarities, so only the direction of
-        its output means anything, and its raw norm is small (about 0.2 for 256
-        dimensions): fed as is, the text would reach G and D about a hundred times
-        weaker than the noise. $\varphi(t) = \sqrt{d}\, e / \lVert e \rVert$.
-        """
-        e = ops.stop_gradient(self.auxiliaries[0](tokens, training=False))
-        return ops.normalize(e, axis=-1) * float(self.config.embed_dim) ** 0.5
 
     def generator_outputs(self, batch, noise, training=False):
         e = self.embed(batch["tokens"])
@@ -254,24 +216,9 @@ class GANINTCLS(_ConditionalGAN):
             loss = loss + self.config.int_weight * int_loss
         return loss, {}
 
-    # ------------------------------------------------------------ inference
-    def encode_text(self, captions):
-        """Sentence embeddings (B, embed_dim) of a list of captions; bad captions raise ValueError."""
-        tokens = self.tokenizer.encode_checked(captions)
-        return ops.convert_to_numpy(self.embed(ops.convert_to_tensor(tokens)))
-
     def generate_from_embeddings(self, embeddings, z=None, seed=0):
         """Images in [-1, 1] (numpy) for sentence embeddings; `z` (B, z_dim) or drawn from `seed`."""
-        embeddings = np.asarray(embeddings, "float32")
-        if embeddings.ndim != 2 or embeddings.shape[1] != self.config.embed_dim:
-            raise ValueError(f"embeddings: expected shape (B, {self.config.embed_dim}), got {embeddings.shape}.")
-        return self._generate(embeddings, z=z, seed=seed)
-
-    def generate(self, captions, seed=0, z=None):
-        """Images in [-1, 1], numpy (B, H, W, 3), one per caption."""
-        if isinstance(captions, str):
-            captions = [captions]
-        return self.generate_from_embeddings(self.encode_text(captions), z=z, seed=seed)
+        return self._generate(self.check_embeddings(embeddings), z=z, seed=seed)
 
 
 @keras.saving.register_keras_serializable("ganlib")
@@ -284,7 +231,7 @@ class CGAN(_ConditionalGAN):
     """
 
     def __init__(self, config=None, **kwargs):
-        cfg = config if isinstance(config, Config) else Config(**(config or {}))
+        cfg = self.resolve_config(config)
         super().__init__(cfg.replace(conditioning="class", int_weight=0.0), **kwargs)
 
     def one_hot(self, class_ids):

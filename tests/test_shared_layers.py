@@ -1,0 +1,138 @@
+"""ganlib.layers.ConditioningAugmentation and ganlib.losses.color_consistency against their equations."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from ganlib import losses
+from ganlib.layers import ConditioningAugmentation
+
+
+def _numpy_ca(layer, x):
+    w, b = (ops.convert_to_numpy(v) for v in layer.fc.weights)
+    h = x @ w + b
+    u = layer.units
+    if layer.activation == "glu":
+        h = h[:, :2 * u] / (1.0 + np.exp(-h[:, 2 * u:]))
+    elif layer.activation == "leaky_relu":
+        h = np.where(h > 0, h, 0.2 * h)
+    elif layer.activation == "relu":
+        h = np.maximum(h, 0)
+    return h[:, :u], h[:, u:]
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "glu", "relu", None])
+def test_ca_mean_and_logvar_are_the_fully_connected_layer(activation):
+    x = np.random.default_rng(0).standard_normal((5, 12)).astype("float32")
+    layer = ConditioningAugmentation(6, activation=activation, seed=1)
+    c_hat, mu, logvar = (ops.convert_to_numpy(t) for t in layer(x))
+    mu_np, logvar_np = _numpy_ca(layer, x)
+    np.testing.assert_allclose(mu, mu_np, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(logvar, logvar_np, rtol=1e-5, atol=1e-5)
+    c_det, _, _ = layer(x, sample=False)
+    np.testing.assert_allclose(ops.convert_to_numpy(c_det), mu_np, rtol=1e-5, atol=1e-5)
+
+
+def test_ca_samples_follow_mu_and_sigma():
+    """c_hat = mu + sigma * eps: over many draws, mean -> mu and std -> exp(logvar / 2)."""
+    layer = ConditioningAugmentation(3, activation=None, seed=0)
+    x = np.random.default_rng(1).standard_normal((1, 4)).astype("float32")
+    layer.build(x.shape)
+    w = np.zeros((4, 6), "float32")
+    b = np.array([1.0, -2.0, 0.5, np.log(0.25), 0.0, np.log(4.0)], "float32")
+    layer.fc.set_weights([w, b])
+    draws = np.stack([ops.convert_to_numpy(layer(np.repeat(x, 500, 0))[0]) for _ in range(8)]).reshape(-1, 3)
+    np.testing.assert_allclose(draws.mean(0), [1.0, -2.0, 0.5], atol=0.05)
+    np.testing.assert_allclose(draws.std(0), [0.5, 1.0, 2.0], rtol=0.05)
+    # two calls draw different eps; the same seed repeats the first draw
+    a, b2 = layer(x)[0], layer(x)[0]
+    assert not np.allclose(ops.convert_to_numpy(a), ops.convert_to_numpy(b2))
+    fresh = ConditioningAugmentation(3, activation=None, seed=0)
+    fresh.build(x.shape)
+    fresh.fc.set_weights([w, b])
+    first = ConditioningAugmentation(3, activation=None, seed=0)
+    first.build(x.shape)
+    first.fc.set_weights([w, b])
+    np.testing.assert_allclose(ops.convert_to_numpy(fresh(x)[0]), ops.convert_to_numpy(first(x)[0]))
+
+
+def test_ca_gradient_reaches_the_fully_connected_layer_and_serialises():
+    """The KL term alone drives mu -> 0 and logvar -> 0 (the reparameterisation keeps it differentiable)."""
+    inputs = keras.Input((8,))
+    c_hat, mu, logvar = ConditioningAugmentation(4, seed=0, name="ca")(inputs)
+    model = keras.Model(inputs, [c_hat, mu, logvar])
+    x = np.random.default_rng(2).standard_normal((64, 8)).astype("float32")
+    before = float(losses.kl_divergence(*model(x)[1:]))
+    optimizer = keras.optimizers.SGD(0.5)
+    for _ in range(60):
+        _train_kl_step(model, optimizer, x)
+    after = float(losses.kl_divergence(*model(x)[1:]))
+    assert after < 0.1 * before
+    restored = ConditioningAugmentation.from_config(model.get_layer("ca").get_config())
+    assert (restored.units, restored.activation, restored.seed) == (4, "leaky_relu", 0)
+
+
+def _train_kl_step(model, optimizer, x):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = losses.kl_divergence(*model(x)[1:])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+    elif backend == "torch":
+        model.zero_grad()
+        loss = losses.kl_divergence(*model(x)[1:])
+        loss.backward()
+        import torch
+
+        with torch.no_grad():
+            optimizer.apply([v.value.grad for v in model.trainable_variables], model.trainable_variables)
+    else:
+        import jax
+
+        tv = [v.value for v in model.trainable_variables]
+        ntv = [v.value for v in model.non_trainable_variables]
+
+        def loss_fn(tv):
+            (c, mu, logvar), _ = model.stateless_call(tv, ntv, x)
+            return losses.kl_divergence(mu, logvar)
+
+        grads = jax.grad(loss_fn)(tv)
+        optimizer.apply(grads, model.trainable_variables)
+
+
+def _numpy_colour_loss(a, b, lm=1.0, lc=5.0):
+    def stats(x):
+        p = x.reshape(len(x), -1, 3).astype(np.float64)
+        mu = p.mean(1)
+        c = p - mu[:, None]
+        return mu, np.einsum("bni,bnj->bij", c, c) / p.shape[1]
+
+    (ma, sa), (mb, sb) = stats(a), stats(b)
+    return lm * np.mean((ma - mb) ** 2) + lc * np.mean((sa - sb) ** 2)
+
+
+def test_color_consistency_matches_the_reference_reduction():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (3, 8, 8, 3)).astype("float32")
+    b = rng.uniform(-1, 1, (3, 16, 16, 3)).astype("float32") ** 3
+    got = float(losses.color_consistency(a, b))
+    np.testing.assert_allclose(got, _numpy_colour_loss(a, b), rtol=1e-5)
+    np.testing.assert_allclose(float(losses.color_consistency(a, b, 2.0, 0.0)),
+                               _numpy_colour_loss(a, b, 2.0, 0.0), rtol=1e-5)
+
+
+def test_color_consistency_known_answers():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    # a nearest-neighbour 2x upsampling has exactly the same colour statistics
+    up = np.repeat(np.repeat(a, 2, axis=1), 2, axis=2)
+    assert abs(float(losses.color_consistency(a, up))) < 1e-6
+    # constant images: no covariance, mean term = mean squared colour difference
+    c1 = np.full((2, 4, 4, 3), 0.5, "float32")
+    c2 = np.zeros((2, 8, 8, 3), "float32") + np.array([0.5, -0.5, 0.1], "float32")
+    expected = np.mean((np.array([0.5, 0.5, 0.5]) - np.array([0.5, -0.5, 0.1])) ** 2)
+    np.testing.assert_allclose(float(losses.color_consistency(c1, c2)), expected, rtol=1e-6)
