@@ -108,6 +108,15 @@ class Evaluate(keras.callbacks.Callback):
     "caption_consistency", "chance_consistency", "seconds"}` (DESIGN.md's
     `metrics.json`), computed by `ganlib.runs.evaluate_model` on `n` captions
     of `dataset` (the test split: unseen classes, as the papers evaluate).
+
+    The metrics follow `dataset.name`: SynthBirds uses the shipped evaluation
+    net (FID / IS analogues and caption consistency); real data (CUB, ...) uses
+    InceptionV3 with ImageNet weights (FID and IS as the papers report them, no
+    caption consistency), with the real images' statistics computed once and kept
+    in `out_dir/inception_statistics.npz`. If the ImageNet weights are not
+    available offline, training goes on: the callback prints one message saying
+    what to do and writes no metrics (`evaluate()` called directly raises
+    `ganlib.inception.InceptionWeightsUnavailable`).
     """
 
     def __init__(self, dataset, every=500, n=500, out_dir=None, verbose=True, at_start=True, seed=0):
@@ -116,6 +125,7 @@ class Evaluate(keras.callbacks.Callback):
             dataset, every, n, verbose, at_start, seed
         self.out_dir = pathlib.Path(out_dir) if out_dir else None
         self.records = []
+        self.unavailable = None   # why the metrics cannot be computed (set once, then skipped)
         self._start = time.time()
         self._last_step = None
         if self.out_dir is not None and (self.out_dir / "metrics.json").is_file():
@@ -124,21 +134,36 @@ class Evaluate(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._start = time.time()
         if self.at_start and not any(r["step"] == global_step(self.model) for r in self.records):
-            self.evaluate()
+            self._evaluate_in_training()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every and global_step(self.model) % self.every == 0:
-            self.evaluate()
+            self._evaluate_in_training()
 
     def on_train_end(self, logs=None):
         if global_step(self.model) != self._last_step:
-            self.evaluate()
+            self._evaluate_in_training()
+
+    def _evaluate_in_training(self):
+        """`evaluate()`, except that missing InceptionV3 weights stop the metrics, not training."""
+        from ganlib.inception import InceptionWeightsUnavailable
+
+        if self.unavailable is not None:
+            return None
+        try:
+            return self.evaluate()
+        except InceptionWeightsUnavailable as error:
+            self.unavailable = str(error)
+            print(f"\nganlib: no FID / Inception Score for this run (training continues): {error}", flush=True)
+            return None
 
     def evaluate(self):
-        from ganlib.runs import evaluate_model
+        from ganlib.runs import REAL_STATISTICS_FILE, evaluate_model
 
         step = global_step(self.model)
-        record = {"step": step, **evaluate_model(self.model, self.dataset, n=self.n, seed=self.seed),
+        stats_path = self.out_dir / REAL_STATISTICS_FILE if self.out_dir is not None else None
+        record = {"step": step, **evaluate_model(self.model, self.dataset, n=self.n, seed=self.seed,
+                                                 statistics_path=stats_path),
                   "seconds": round(time.time() - self._start, 1)}
         self.records = [r for r in self.records if r["step"] != step] + [record]
         self._last_step = step

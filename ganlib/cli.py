@@ -1,7 +1,9 @@
 """The `ganlib` command line (also `python -m ganlib`).
 
     ganlib data synthbirds --out DIR --n N --size S --seed K
+    ganlib data check cub|flowers|coco|synthbirds [--root DIR] [--no-decode]
     ganlib train cgan --preset fast|paper [--data NAME --root DIR] [--steps N] --out DIR [--resume]
+    ganlib train stackgan --preset fast --out DIR   # OUT/stage1, then OUT/stage2
     ganlib evaluate RUN_DIR
     ganlib sample RUN_DIR --caption "..." --out x.png
     ganlib grade NN [--submission FILE | --solutions] [--results results.json]
@@ -24,6 +26,13 @@ def _data(args):
     path = synthbirds.generate(args.out, n=args.n, size=args.size, seed=args.seed, verbose=True)
     print(f"SynthBirds written to {path}")
     return 0
+
+
+def _data_check(args):
+    from ganlib.data.check import check_dataset
+
+    report = check_dataset(args.name, root=args.root, decode=not args.no_decode)
+    return 0 if report["ok"] else 1
 
 
 def _train(args):
@@ -69,20 +78,29 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="ganlib", description="Text-to-image GANs, paper by paper.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("data", help="generate a synthetic dataset")
-    p.add_argument("dataset", choices=["synthbirds", "synthstreets"])
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, default=6000, help="number of images (default 6000)")
-    p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=_data)
+    p = sub.add_parser("data", help="generate a synthetic dataset, or check a dataset folder")
+    data_sub = p.add_subparsers(dest="dataset", required=True, metavar="{synthbirds,synthstreets,check}")
+    for name in ("synthbirds", "synthstreets"):
+        g = data_sub.add_parser(name, help=f"generate {name}")
+        g.add_argument("--out", required=True, help="output folder")
+        g.add_argument("--n", type=int, default=6000, help="number of images (default 6000)")
+        g.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+        g.add_argument("--seed", type=int, default=0)
+        g.set_defaults(run=_data)
+    g = data_sub.add_parser("check", help="count a dataset's images and captions per split and list "
+                                          "missing or unreadable files (exit status 1 if any)")
+    g.add_argument("name", choices=["cub", "flowers", "coco", "synthbirds"])
+    g.add_argument("--root", default=None, help="dataset folder (default: <data root>/NAME)")
+    g.add_argument("--no-decode", action="store_true", help="do not decode every image (faster)")
+    g.set_defaults(run=_data_check)
 
     p = sub.add_parser("train", help="train a model; writes checkpoints, sample grids, metrics.json")
     p.add_argument("model", choices=MODELS)
     p.add_argument("--preset", choices=["fast", "paper"], default="fast")
     p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
     p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
-    p.add_argument("--steps", type=int, default=None, help="total training steps (default: the preset's)")
+    p.add_argument("--steps", type=int, default=None, help="total training steps (default: the preset's; per stage for "
+                   "staged models: stackgan trains Stage-I, then Stage-II)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/logs")

@@ -10,7 +10,9 @@ The papers in this course report three kinds of numbers:
   features of real and generated images:
   $\|\mu_1-\mu_2\|^2 + \mathrm{Tr}(\Sigma_1 + \Sigma_2 - 2(\Sigma_1\Sigma_2)^{1/2})$.
 * **R-precision** (AttnGAN, Xu et al., 2018): rank each image's true caption among
-  `candidates - 1` mismatched ones by cosine similarity of image/text codes.
+  `candidates - 1` mismatched ones by cosine similarity of image/text codes
+  (DAMSM codes); :func:`r_precision_folds` reports it as mean +- std over 10
+  folds, as DM-GAN (Zhu et al., 2019) does.
 
 On the synthetic SynthBirds data the "Inception network" is a small classifier
 trained on real SynthBirds renders (:class:`Evaluator`, weights shipped in
@@ -21,6 +23,12 @@ of every attribute, it also gives a direct text-image agreement score,
 colours) that the evaluator sees in the image, next to the same fraction expected
 by chance.
 
+On real data (CUB, Oxford-102, COCO) the network is Keras' InceptionV3 with
+ImageNet weights (:mod:`ganlib.inception`): :func:`inception_statistics` gives
+the FID statistics of the real set (kept as ``.npz`` with :func:`save_statistics`
+/ :func:`load_statistics`), :func:`inception_metrics` the FID and Inception Score
+(10 splits) of generated images from one forward pass.
+
 All functions take and return numpy arrays / Python floats. scipy is not needed.
 """
 
@@ -30,6 +38,8 @@ import functools
 import os
 
 import numpy as np
+
+from ganlib.inception import InceptionNetwork, InceptionWeightsUnavailable, default_inception  # noqa: F401
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 EVALUATOR_WEIGHTS = os.path.join(ASSETS, "evaluator.weights.h5")
@@ -137,6 +147,7 @@ def r_precision(image_codes, text_codes, candidates=100, seed=0):
     similarity against ``candidates - 1`` mismatched caption codes drawn (without
     replacement, seeded) from the other rows. Returns the fraction of images whose
     true caption ranks strictly first. Random codes give about ``1 / candidates``.
+    :func:`r_precision_folds` reports the same hits as mean +- std over folds.
 
     Args:
         image_codes: (N, D) image embeddings.
@@ -144,18 +155,56 @@ def r_precision(image_codes, text_codes, candidates=100, seed=0):
         candidates: ranking list size (true caption included), N >= candidates.
         seed: seed of the draw of mismatched captions.
     """
+    return float(np.mean(_r_precision_hits(image_codes, text_codes, candidates, seed, "r_precision")))
+
+
+def r_precision_folds(image_codes, text_codes, candidates=100, folds=10, seed=0):
+    """R-precision as mean and std over folds, as DM-GAN reports it for AttnGAN-style models.
+
+    DM-GAN's evaluation (``trainer.py``, ``sampling``): for each generated image,
+    the DAMSM image code is compared by cosine with the codes of its true caption
+    and 99 mismatched ones; a hit is the true caption ranking first. The 30,000
+    hits are shuffled and cut into 10 folds; the reported number is the mean and
+    std of the folds' hit rates. Here the hits are those of :func:`r_precision`
+    (same draw of mismatched captions for the same ``seed``; mismatched captions
+    come from the other rows, while DM-GAN draws them from other classes), then
+    shuffled (seeded) and cut into ``folds`` near-equal folds.
+
+    Args:
+        image_codes: (N, D) image codes (e.g. DAMSM image encoder of generated images).
+        text_codes: (N, D) codes of the captions they were generated from.
+        candidates: ranking list size, true caption included (100 in the papers).
+        folds: number of folds, 1 <= folds <= N (10 in DM-GAN).
+        seed: seed of the mismatched-caption draw and of the shuffle.
+
+    Returns:
+        (mean, std) over the folds, Python floats. Perfect codes give (1.0, 0.0);
+        random codes give a mean of about ``1 / candidates``.
+    """
+    hits = _r_precision_hits(image_codes, text_codes, candidates, seed, "r_precision_folds")
+    n = hits.shape[0]
+    folds = int(folds)
+    if folds < 1 or folds > n:
+        raise ValueError(f"r_precision_folds: `folds` must be in [1, N={n}], got {folds}")
+    order = np.random.default_rng([int(seed), 1]).permutation(n)   # DM-GAN: np.random.shuffle(R)
+    rates = [hits[part].mean() for part in np.array_split(order, folds)]
+    return float(np.mean(rates)), float(np.std(rates))
+
+
+def _r_precision_hits(image_codes, text_codes, candidates, seed, name):
+    """Per image, 1.0 where its true caption ranks strictly first among ``candidates``, else 0.0."""
     im = np.asarray(image_codes, dtype=np.float64)
     tx = np.asarray(text_codes, dtype=np.float64)
     if im.ndim != 2:
-        raise ValueError(f"r_precision: `image_codes` must have shape (N, D), got {im.shape}")
+        raise ValueError(f"{name}: `image_codes` must have shape (N, D), got {im.shape}")
     if tx.shape != im.shape:
-        raise ValueError(f"r_precision: `text_codes` must have the shape of `image_codes` {im.shape}, got {tx.shape}")
+        raise ValueError(f"{name}: `text_codes` must have the shape of `image_codes` {im.shape}, got {tx.shape}")
     n = im.shape[0]
     candidates = int(candidates)
     if candidates < 2:
-        raise ValueError(f"r_precision: `candidates` must be >= 2, got {candidates}")
+        raise ValueError(f"{name}: `candidates` must be >= 2, got {candidates}")
     if n < candidates:
-        raise ValueError(f"r_precision: need at least `candidates`={candidates} rows of codes, got N={n}")
+        raise ValueError(f"{name}: need at least `candidates`={candidates} rows of codes, got N={n}")
     im = im / np.maximum(np.linalg.norm(im, axis=1, keepdims=True), 1e-12)
     tx = tx / np.maximum(np.linalg.norm(tx, axis=1, keepdims=True), 1e-12)
     rng = np.random.default_rng(seed)
@@ -163,13 +212,13 @@ def r_precision(image_codes, text_codes, candidates=100, seed=0):
     for i in range(n):
         j = rng.choice(n - 1, size=candidates - 1, replace=False)
         neg[i] = j + (j >= i)
-    hits = 0
+    hits = np.zeros(n)
     for s in range(0, n, 1024):
         e = min(n, s + 1024)
         true = np.sum(im[s:e] * tx[s:e], axis=1)
         wrong = np.einsum("nd,ncd->nc", im[s:e], tx[neg[s:e]])
-        hits += int(np.sum(true > wrong.max(1)))
-    return hits / n
+        hits[s:e] = true > wrong.max(1)
+    return hits
 
 
 # --------------------------------------------------------------------------- #
@@ -426,3 +475,131 @@ def evaluate_images(images, captions, real_statistics, evaluator=None, splits=10
     score, chance = caption_consistency(x, captions, evaluator=_Cached())
     return {"fid": fid, "inception_score": is_mean, "inception_score_std": is_std,
             "caption_consistency": score, "chance_consistency": chance}
+
+
+# --------------------------------------------------------------------------- #
+# Real data: InceptionV3 (ganlib.inception)
+# --------------------------------------------------------------------------- #
+def inception_statistics(images, network=None, batch_size=50):
+    """FID statistics (mu, sigma) of the InceptionV3 2048-d pool features of ``images``.
+
+    This is what FID code precomputes once for the real set (Heusel et al.'s
+    ``fid_stats_*.npz``); keep it with :func:`save_statistics`.
+
+    Args:
+        images: (N >= 2, S, S, 3) floats in [-1, 1] or uint8 in [0, 255].
+        network: an :class:`ganlib.inception.InceptionNetwork` (default: ImageNet
+            weights, :func:`ganlib.inception.default_inception`).
+        batch_size: images per forward pass.
+
+    Raises:
+        InceptionWeightsUnavailable: no network given and the ImageNet weights are
+            not available offline.
+    """
+    network = network if network is not None else default_inception()
+    return feature_statistics(network.predict(images, batch_size=batch_size)["features"])
+
+
+def inception_metrics(images, real_statistics, network=None, splits=10, batch_size=50):
+    """FID and Inception Score of generated images with InceptionV3 (one forward pass).
+
+    Args:
+        images: (N, S, S, 3) generated images in [-1, 1] (or uint8).
+        real_statistics: (mu, sigma) of the real set, from :func:`inception_statistics`
+            or :func:`load_statistics`.
+        network: default :func:`ganlib.inception.default_inception` (ImageNet weights).
+        splits: Inception Score splits (10 as in the papers; reduced to N when N < 10).
+
+    Returns:
+        dict with ``fid``, ``inception_score``, ``inception_score_std`` (Python floats).
+    """
+    try:
+        mu, sigma = real_statistics
+    except (TypeError, ValueError):
+        raise ValueError("inception_metrics: `real_statistics` must be a (mu, sigma) pair from "
+                         "ganlib.metrics.inception_statistics or load_statistics") from None
+    network = network if network is not None else default_inception()
+    out = network.predict(images, batch_size=batch_size)
+    n = out["probs"].shape[0]
+    fid = frechet_distance(*feature_statistics(out["features"]), mu, sigma) if n >= 2 else float("nan")
+    is_mean, is_std = inception_score(out["probs"], splits=min(int(splits), n))
+    return {"fid": fid, "inception_score": is_mean, "inception_score_std": is_std}
+
+
+_STATISTICS_KEYS = ("mu", "sigma")
+
+
+def save_statistics(path, mu, sigma, **metadata):
+    """Write FID statistics to an ``.npz`` file: arrays ``mu`` (F,), ``sigma`` (F, F), plus metadata.
+
+    Metadata (e.g. ``count=N``, ``dataset="cub"``, ``split="test"``,
+    ``image_size=256``, ``weights="imagenet"``) is stored as scalar entries and
+    returned by ``load_statistics(path, with_metadata=True)``. The file is written
+    to exactly ``path`` (no suffix added), atomically (temporary file + rename).
+    """
+    import pathlib
+
+    mu = np.asarray(mu, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"save_statistics: expected mu (F,) and sigma (F, F), got {mu.shape} and {sigma.shape}")
+    extra = {}
+    for key, value in metadata.items():
+        if key in _STATISTICS_KEYS:
+            raise ValueError(f"save_statistics: metadata key {key!r} is reserved")
+        if isinstance(value, (np.generic,)):
+            value = value.item()
+        if not isinstance(value, (str, int, float, bool)):
+            raise ValueError(f"save_statistics: metadata {key}={value!r} must be a str, int, float or bool")
+        extra[key] = np.asarray(value)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, mu=mu, sigma=sigma, **extra)
+    os.replace(tmp, path)
+    return path
+
+
+def load_statistics(path, with_metadata=False):
+    """Read FID statistics written by :func:`save_statistics` (or any ``.npz`` with ``mu``, ``sigma``).
+
+    Returns:
+        ``(mu, sigma)``, or ``(mu, sigma, metadata)`` with ``with_metadata=True``
+        (metadata: dict of Python scalars).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not an ``.npz`` file, ``mu`` / ``sigma`` missing, of the wrong
+            shapes, or not finite (the message names the file).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"FID statistics file {path} does not exist (write one with "
+                                "ganlib.metrics.save_statistics(path, *inception_statistics(real_images)))")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable .npz file of FID statistics "
+                         f"(expected arrays 'mu' and 'sigma'): {error}") from None
+    if not hasattr(data, "files"):
+        raise ValueError(f"{path} holds a single array, not an .npz file of FID statistics "
+                         "(expected arrays 'mu' and 'sigma')")
+    try:
+        with data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as error:
+        raise ValueError(f"{path}: cannot read the FID statistics in it: {error}") from None
+    missing = [k for k in _STATISTICS_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: FID statistics file lacks {missing}; it holds {sorted(arrays)} "
+                         "(expected 'mu' (F,) and 'sigma' (F, F))")
+    mu, sigma = arrays.pop("mu"), arrays.pop("sigma")
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"{path}: expected 'mu' of shape (F,) and 'sigma' of shape (F, F), "
+                         f"got {mu.shape} and {sigma.shape}")
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sigma))):
+        raise ValueError(f"{path}: 'mu' / 'sigma' have non-finite entries")
+    if not with_metadata:
+        return mu, sigma
+    return mu, sigma, {k: (v.item() if v.ndim == 0 else v) for k, v in arrays.items()}

@@ -46,6 +46,13 @@ def test_train_resume_evaluate_sample(data_root, tmp_path):
                  "--caption", "a small yellow bird with black wings", "--out", str(out)]) == 0
     assert Image.open(out).size[0] > Image.open(out).size[1]  # two samples side by side
 
+    # a fresh process (nothing imported yet) loads the run's checkpoint too
+    fresh = tmp_path / "fresh.png"
+    done = subprocess.run([sys.executable, "-m", "ganlib", "sample", str(run), "--caption", "a red bird",
+                           "--out", str(fresh)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (Image.open(fresh).size[0], Image.open(fresh).size[1]) == (Image.open(out).size[1],) * 2
+
 
 def test_errors_name_what_is_wrong(tmp_path, capsys):
     assert main(["train", "cgan", "--out", str(tmp_path / "r"), "--resume"]) == 2

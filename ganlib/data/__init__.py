@@ -8,12 +8,18 @@
 Modules:
 
 * :mod:`ganlib.data.synthbirds` -- the procedural CUB-like bird dataset;
-* :mod:`ganlib.data.captioned` -- the CUB / AttnGAN layout reader and pipeline.
+* :mod:`ganlib.data.captioned` -- the shared reader machinery and pipeline,
+  and the CUB-200-2011 / AttnGAN layout reader (CUB and SynthBirds);
+* :mod:`ganlib.data.flowers` -- Oxford-102 flowers in the StackGAN layout;
+* :mod:`ganlib.data.coco` -- MS-COCO 2014 in the AttnGAN layout or from the
+  official caption annotations;
+* :mod:`ganlib.data.check` -- ``ganlib data check``: counts and problems.
 
 Data roots: ``$GANLIB_DATA_ROOT`` if set; otherwise ``<checkout>/datasets``
 when ganlib runs from a source checkout that has a ``datasets/`` folder;
 otherwise ``~/.cache/ganlib/datasets``. Each dataset lives in a sub-folder
-(``synthbirds/``, ``cub/``).
+(``synthbirds/``, ``cub/``, ``flowers/``, ``coco/``). The expected layouts,
+where to get the data and its licence are in ``datasets/cards/``.
 """
 
 from __future__ import annotations
@@ -23,11 +29,17 @@ import pathlib
 import shutil
 
 from ganlib.data.captioned import CaptionedDataset
+from ganlib.data.coco import COCODataset
+from ganlib.data.flowers import FlowersDataset
 
-__all__ = ["CaptionedDataset", "default_root", "open_dataset", "DATASETS"]
+__all__ = ["CaptionedDataset", "COCODataset", "FlowersDataset", "default_root",
+           "open_dataset", "check_dataset", "DATASETS", "READERS"]
 
 DATASETS = ("synthbirds", "cub", "flowers", "coco", "synthstreets", "cityscapes")
-_NOT_YET = ("flowers", "coco", "synthstreets", "cityscapes")
+_NOT_YET = ("synthstreets", "cityscapes")
+#: reader class of each available dataset
+READERS = {"synthbirds": CaptionedDataset, "cub": CaptionedDataset,
+           "flowers": FlowersDataset, "coco": COCODataset}
 
 
 def default_root() -> pathlib.Path:
@@ -42,22 +54,27 @@ def default_root() -> pathlib.Path:
 
 
 def open_dataset(name: str, root=None, split: str = "train",
-                 image_size: int | None = None) -> CaptionedDataset:
+                 image_size: int | None = None, strict: bool = True) -> CaptionedDataset:
     """Open a dataset by name.
 
     Args:
-        name: one of ``"synthbirds"``, ``"cub"`` (readers available) or
-            ``"flowers"``, ``"coco"``, ``"synthstreets"``, ``"cityscapes"``
-            (not available yet).
+        name: one of ``"synthbirds"``, ``"cub"`` (CUB-200-2011, AttnGAN
+            layout), ``"flowers"`` (Oxford-102, StackGAN layout), ``"coco"``
+            (COCO-2014, AttnGAN layout or official annotations) (readers
+            available) or ``"synthstreets"``, ``"cityscapes"`` (not available yet).
         root: dataset folder; default ``default_root() / name``. With the
             default root, a missing SynthBirds is generated there first
             (6000 images, 64 px, seed 0).
         split: ``"train"`` or ``"test"``.
         image_size: optional square size of ``ds[i]["image"]`` and default
             size of ``ds.pipeline()``; a positive multiple of 4.
+        strict: ``True``: a bad item (missing image or caption file, too few
+            captions...) raises an error naming the file; ``False``: bad items
+            are skipped with one warning giving their count (``ds.problems``).
 
     Returns:
-        A :class:`CaptionedDataset`.
+        A :class:`CaptionedDataset` (:class:`FlowersDataset` for flowers,
+        :class:`COCODataset` for coco).
 
     Raises:
         ValueError: unknown name, bad split or image_size.
@@ -69,14 +86,21 @@ def open_dataset(name: str, root=None, split: str = "train",
     name = name.lower()
     if name in _NOT_YET:
         raise NotImplementedError(f"the {name!r} dataset is not available yet in ganlib; "
-                                  f"available: 'synthbirds', 'cub'")
+                                  f"available: {', '.join(map(repr, READERS))}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if root is None:
         root = default_root() / name
         if name == "synthbirds" and not (root / "CUB_200_2011" / "images.txt").is_file():
             _generate_default_synthbirds(root)
-    return CaptionedDataset(root, split=split, name=name, image_size=image_size)
+    return READERS[name](root, split=split, name=name, image_size=image_size, strict=strict)
+
+
+def check_dataset(name: str, root=None, decode: bool = True, out=print) -> dict:
+    """``ganlib data check``: see :func:`ganlib.data.check.check_dataset`."""
+    from ganlib.data.check import check_dataset as check
+
+    return check(name, root=root, decode=decode, out=out)
 
 
 def _generate_default_synthbirds(root: pathlib.Path) -> None:

@@ -1,26 +1,60 @@
-"""Captioned image datasets in the CUB / AttnGAN layout, and their tf.data pipeline.
+"""Captioned image datasets: the shared reader machinery, the CUB / AttnGAN layout, the pipeline.
 
-The reader understands the folder layout used by StackGAN and AttnGAN for
-CUB-200-2011 birds (and written by :func:`ganlib.data.synthbirds.generate`)::
+:class:`CaptionedDataset` holds everything the readers share: items
+(``filenames``, image paths, optional bounding boxes, ``class_ids``,
+``captions``), image decoding and cropping, ``ds[i]``, the batched
+``tf.data`` :meth:`~CaptionedDataset.pipeline` and the integrity check used
+by ``ganlib data check``. A reader is a subclass that overrides
+:meth:`~CaptionedDataset._read`: :class:`ganlib.data.flowers.FlowersDataset`
+(Oxford-102) and :class:`ganlib.data.coco.COCODataset` (COCO-2014).
+:class:`CaptionedDataset` itself reads the layout used by StackGAN and AttnGAN
+for CUB-200-2011 birds (and written by :func:`ganlib.data.synthbirds.generate`)::
 
     root/
       CUB_200_2011/images/<class_dir>/<img>.jpg    e.g. 001.Black_footed_Albatross/...
       CUB_200_2011/images.txt                      "<id> <class_dir>/<img>.jpg"
       CUB_200_2011/bounding_boxes.txt              "<id> x y w h"
+      CUB_200_2011/image_class_labels.txt          "<id> <class 1..200>"  (optional, checked)
+      CUB_200_2011/classes.txt                     "<class> <class_dir>"  (optional)
       text/<class_dir>/<img>.txt                   >= 10 captions, one per line
+                                                   (Reed et al.'s ``text_c10/`` is accepted too)
       train/filenames.pickle, test/filenames.pickle   lists of "<class_dir>/<img>"
+      train/class_info.pickle, test/class_info.pickle (optional, checked) class per file
       attributes.json                              (SynthBirds only) ground truth
 
-An item is cropped as AttnGAN does: a square of side 1.5 x max(w, h) centred
-on the bounding box, clipped to the image. The class id of an item is its CUB
-class number minus one (the ``NNN.`` prefix of its class folder), so ids agree
-across splits.
+Rules (as the reference code of AttnGAN / StackGAN applies them):
+
+* **Crop**: a square of side 1.5 x max(w, h) centred on the bounding box,
+  clipped to the image (:func:`crop_box`; box values are truncated to
+  integers first, as the references read them with ``astype(int)``).
+* **Class ids**: the CUB class number minus one (the ``NNN.`` prefix of the
+  class folder), so ids agree across splits. ``image_class_labels.txt`` and
+  ``class_info.pickle``, when present, must agree with the folders
+  (``class_info`` may number classes from any base; it must group the files
+  the same way).
+* **Split**: AttnGAN's CUB split is by class, 150 train / 50 test classes; a
+  class found in both ``train/`` and ``test/`` gives a warning when the
+  dataset is opened and a problem in :meth:`CaptionedDataset.check`.
+* **Captions**: UTF-8 text, one caption per line; empty lines are ignored
+  and the first ``captions_per_image`` kept (as AttnGAN does); non-ASCII
+  text is kept; the ``"\\ufffd\\ufffd"`` pairs of Reed et al.'s files become a
+  space (as the references do).
+* **Images**: any mode PIL reads (grayscale ``L``, ``CMYK``, palette...) is
+  converted to RGB.
+
+Bad input: with ``strict=True`` (the default) the first bad item raises an
+error naming the file and what was expected. With ``strict=False`` bad items
+are skipped instead (as the references skip short caption files) and one
+warning at the end of loading gives their count; the messages are kept in
+``ds.problems``. Errors about the layout itself (a missing split pickle, a
+malformed index file) always raise.
 
 :meth:`CaptionedDataset.pipeline` returns a batched ``tf.data.Dataset`` of
-dicts ``{"image", "tokens", "wrong_tokens", "class_id"}`` (+ ``"wrong_image"``)
-ready for ``keras.Model.fit`` on any backend. Its randomness (shuffling,
-caption choice, mismatched pairs, crops and flips) comes from the ``seed``
-argument only, so two pipelines with the same arguments give the same batches.
+dicts ``{"image", "tokens", "wrong_tokens", "class_id"}`` (+ ``"wrong_image"``,
+``"image_<size>"`` pyramid levels) ready for ``keras.Model.fit`` on any
+backend. Its randomness (shuffling, caption choice, mismatched pairs, crops
+and flips) comes from the ``seed`` argument only, so two pipelines with the
+same arguments give the same batches.
 """
 
 from __future__ import annotations
@@ -28,11 +62,13 @@ from __future__ import annotations
 import json
 import pathlib
 import pickle
+import warnings
 
 import numpy as np
 from PIL import Image
 
 SPLITS = ("train", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def _check_image_size(image_size, name="image_size"):
@@ -46,14 +82,17 @@ def crop_box(box, width: int, height: int) -> tuple[int, int, int, int]:
     """AttnGAN's crop around a CUB bounding box.
 
     Args:
-        box: ``(x, y, w, h)`` of the bird.
+        box: ``(x, y, w, h)`` of the bird (truncated to integers first, as the
+            reference code reads ``bounding_boxes.txt`` with ``astype(int)``).
         width, height: image size.
 
     Returns:
-        ``(x1, y1, x2, y2)``: a square of half-side ``0.75 * max(w, h)``
-        centred on the box, clipped to the image.
+        ``(x1, y1, x2, y2)``: a square of half-side ``int(0.75 * max(w, h))``
+        centred on ``(int((2x + w) / 2), int((2y + h) / 2))``, clipped to the
+        image. E.g. box ``(10, 20, 30, 40)`` in a 100 x 80 image: half-side
+        30, centre (25, 40), crop ``(0, 10, 55, 70)``.
     """
-    x, y, w, h = box
+    x, y, w, h = (int(v) for v in box)
     r = int(max(w, h) * 0.75)
     cx, cy = int((2 * x + w) / 2), int((2 * y + h) / 2)
     x1, y1 = max(0, cx - r), max(0, cy - r)
@@ -63,68 +102,225 @@ def crop_box(box, width: int, height: int) -> tuple[int, int, int, int]:
     return x1, y1, x2, y2
 
 
+def decode_image(path) -> Image.Image:
+    """Open an image file fully decoded and converted to RGB (grayscale, CMYK, palette...).
+
+    Raises:
+        FileNotFoundError: the file is missing (named).
+        ValueError: the file is not a readable image, e.g. corrupt or
+            truncated (named, with PIL's reason).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} is missing")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"cannot read image file {path}: {err} "
+                         f"(expected a complete JPEG/PNG image)") from err
+
+
+def read_caption_file(path, expected: int) -> list[str]:
+    """The first ``expected`` captions of a caption file (one per line).
+
+    UTF-8; empty lines are ignored (as the references do); non-ASCII text is
+    kept; Reed et al.'s ``"\\ufffd\\ufffd"`` pairs become a space. Bytes that are
+    not UTF-8 are replaced by U+FFFD with a warning naming the file.
+
+    Raises:
+        FileNotFoundError: the file is missing (named).
+        ValueError: it holds fewer than ``expected`` captions (named).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"caption file {path} is missing (expected {expected} "
+                                f"captions, one per line)")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read caption file {path}: {err}") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        warnings.warn(f"caption file {path} is not valid UTF-8 ({err.reason} at byte "
+                      f"{err.start}); the bad bytes are read as U+FFFD", stacklevel=2)
+        text = raw.decode("utf-8", errors="replace")
+    text = text.lstrip("\ufeff").replace("\ufffd\ufffd", " ")
+    caps = [" ".join(line.split()) for line in text.splitlines()]
+    caps = [c for c in caps if c]
+    if len(caps) < expected:
+        what = "is empty" if not caps else f"has only {len(caps)} captions"
+        raise ValueError(f"caption file {path} {what} (expected {expected}, one per line)")
+    return caps[:expected]
+
+
+def load_name_list(path, what: str) -> list[str]:
+    """A pickled list of str (``filenames.pickle``), with errors naming the file."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (expected {what})")
+    try:
+        with open(path, "rb") as f:
+            names = pickle.load(f, encoding="latin1")
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"cannot read {path}: {err} (expected {what})") from err
+    if not names:
+        raise ValueError(f"{path} lists no images (expected {what})")
+    return names
+
+
+def load_class_info(path, count: int) -> list[int] | None:
+    """``class_info.pickle`` (one class number per listed file), or None when absent."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as f:
+            info = pickle.load(f, encoding="latin1")
+        info = [int(v) for v in np.asarray(info).ravel()]
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"cannot read {path}: {err} (expected a pickled list of "
+                         f"class numbers, one per file)") from err
+    if len(info) != count:
+        raise ValueError(f"{path} holds {len(info)} class numbers but the split lists "
+                         f"{count} files (expected one per file)")
+    return info
+
+
+def check_class_info(info, class_ids, filenames, path) -> None:
+    """Check that ``class_info.pickle`` groups the files as the folders do (any numbering)."""
+    seen, back = {}, {}
+    for value, cid, fn in zip(info, class_ids, filenames):
+        if seen.setdefault(value, cid) != cid or back.setdefault(cid, value) != value:
+            raise ValueError(f"{path} gives class {value} to {fn!r}, which disagrees with its "
+                             f"class folder (class id {cid}); expected the class numbers of "
+                             f"the files' class folders")
+
+
 class CaptionedDataset:
-    """Images with captions, read from a CUB / AttnGAN-layout folder.
+    """Images with captions; reads the CUB / AttnGAN layout (subclasses read others).
 
     Args:
-        root: dataset folder (holds ``CUB_200_2011/``, ``text/``, ``train/``, ``test/``).
+        root: dataset folder (for this class: ``CUB_200_2011/``, ``text/``,
+            ``train/``, ``test/``).
         split: ``"train"`` or ``"test"``.
-        name: dataset name (``"cub"`` or ``"synthbirds"``).
+        name: dataset name (``"cub"`` or ``"synthbirds"``; subclasses set theirs).
         image_size: if given, ``ds[i]["image"]`` is resized to this square
             size, and it is the default ``image_size`` of :meth:`pipeline`.
         captions_per_image: how many captions every image must have (10 for
-            birds; extra lines are ignored, as AttnGAN does).
+            birds and flowers, 5 for COCO; extra lines are ignored, as AttnGAN does).
+        strict: ``True``: the first bad item (missing image or caption file,
+            too few captions, inconsistent class) raises. ``False``: bad items
+            are skipped, one warning gives their count, ``problems`` lists them.
 
     Attributes:
-        name, root, split, image_size.
-        filenames: ``"<class_dir>/<img>"`` of every item, in split order.
-        class_names: class folder names; ``class_names[k]`` is class id ``k``.
-        class_ids: int array, the class id of every item.
+        name, root, split, image_size, captions_per_image, strict.
+        filenames: item keys in split order (for CUB ``"<class_dir>/<img>"``).
+        class_names: class names; ``class_names[k]`` is class id ``k``
+            (empty when the dataset has no classes, e.g. COCO).
+        class_ids: int32 array, the class id of every item (-1: no class).
+        has_classes: False when every ``class_id`` is -1 (mismatched pairs are
+            then drawn from different images instead of different classes).
         captions: list (one per item) of lists of ``captions_per_image`` str.
         attributes: list of dicts (SynthBirds ground truth) or ``None``.
+        problems: messages of the items skipped with ``strict=False``.
 
     Raises:
-        ValueError: bad ``split`` / ``image_size``; an empty caption file or
-            one with too few captions (the message names the file).
+        ValueError: bad ``split`` / ``image_size``; a malformed index file; with
+            ``strict=True`` an empty caption file or one with too few captions,
+            a class that disagrees between index files (the message names the file).
         FileNotFoundError: ``root`` or one of its expected files is missing
             (the message names the path and what was expected).
     """
 
+    #: what the dataset folder should hold (for error messages)
+    layout = "a folder with CUB_200_2011/, text/, train/ and test/ in the AttnGAN layout"
+    default_captions_per_image = 10
+
     def __init__(self, root, split: str = "train", name: str = "cub",
-                 image_size: int | None = None, captions_per_image: int = 10):
+                 image_size: int | None = None, captions_per_image: int | None = None,
+                 strict: bool = True):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if image_size is not None:
             image_size = _check_image_size(image_size)
         self.name, self.split, self.image_size = name, split, image_size
-        self.captions_per_image = int(captions_per_image)
+        self.captions_per_image = int(captions_per_image or self.default_captions_per_image)
+        self.strict = bool(strict)
+        self.problems: list[str] = []
+        self.attributes = None
         self.root = root = pathlib.Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(
-                f"{name} dataset folder {root} does not exist (expected a folder with "
-                f"CUB_200_2011/, text/, train/ and test/ in the AttnGAN layout)")
-        cub = root / "CUB_200_2011"
-        needed = {
-            cub / "images.txt": "the list of images (\"<id> <class_dir>/<img>.jpg\")",
-            cub / "bounding_boxes.txt": "bird boxes (\"<id> x y w h\")",
-            root / split / "filenames.pickle": f"the {split} split (a pickled list of "
-                                               f"\"<class_dir>/<img>\")",
-            root / "text": "a folder of captions text/<class_dir>/<img>.txt",
-        }
+            raise FileNotFoundError(f"{name} dataset folder {root} does not exist "
+                                    f"(expected {self.layout}; see datasets/cards/{name}.md)")
+        self._read()
+        self._cache: dict[int, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ reading
+    def _require(self, needed: dict) -> None:
+        """Raise FileNotFoundError for the first missing ``{path: what}``."""
         for path, what in needed.items():
             if not path.exists():
-                raise FileNotFoundError(f"{name} dataset at {root} is incomplete: {path} is "
-                                        f"missing (expected {what})")
+                raise FileNotFoundError(f"{self.name} dataset at {self.root} is incomplete: "
+                                        f"{path} is missing (expected {what})")
 
-        with open(root / split / "filenames.pickle", "rb") as f:
+    def _gather(self, keys, make) -> None:
+        """Build the items: ``make(key) -> (path, box, class_id, captions)`` for every key.
+
+        ``make`` raises FileNotFoundError / ValueError for a bad item: re-raised
+        when ``strict``, else recorded in ``problems`` and the item skipped (one
+        warning with the count at the end).
+        """
+        items = []
+        for key in keys:
             try:
-                names = pickle.load(f, encoding="latin1")
-            except Exception as err:  # noqa: BLE001 - re-raised with the file name
-                raise ValueError(f"cannot read {root / split / 'filenames.pickle'}: {err} "
-                                 f"(expected a pickled list of str)") from err
-        self.filenames = [str(n) for n in names]
-        if not self.filenames:
-            raise ValueError(f"{root / split / 'filenames.pickle'} lists no images")
+                items.append((key, *make(key)))
+            except (FileNotFoundError, ValueError) as err:
+                if self.strict:
+                    raise
+                self.problems.append(str(err))
+        if self.problems:
+            warnings.warn(f"{self.name} {self.split}: skipped {len(self.problems)} of "
+                          f"{len(items) + len(self.problems)} items with problems (first: "
+                          f"{self.problems[0]}); see ds.problems", stacklevel=3)
+        if not items:
+            raise ValueError(f"{self.name} {self.split} split at {self.root}: no usable "
+                             f"items" + (f" (first problem: {self.problems[0]})"
+                                         if self.problems else ""))
+        self.filenames = [it[0] for it in items]
+        self._paths = [pathlib.Path(it[1]) for it in items]
+        self._boxes = [it[2] for it in items]
+        self.class_ids = np.array([it[3] for it in items], dtype=np.int32)
+        self.captions = [it[4] for it in items]
+
+    @staticmethod
+    def _missing_image(path, listed_in, key) -> FileNotFoundError:
+        path = pathlib.Path(path)
+        folder = path.parent
+        why = ""
+        if not folder.is_dir():
+            why = f"; its folder {folder} does not exist"
+        elif not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+            why = f"; its folder {folder} holds no images"
+        return FileNotFoundError(f"image file {path} is missing (listed in {listed_in} as "
+                                 f"{key!r}{why})")
+
+    def _read(self) -> None:
+        """Read the CUB / AttnGAN layout (subclasses override this for theirs)."""
+        root, split, cub = self.root, self.split, self.root / "CUB_200_2011"
+        split_file = root / split / "filenames.pickle"
+        self._require({
+            cub / "images.txt": "the list of images (\"<id> <class_dir>/<img>.jpg\")",
+            cub / "bounding_boxes.txt": "bird boxes (\"<id> x y w h\")",
+            split_file: f"the {split} split (a pickled list of \"<class_dir>/<img>\")",
+        })
+        text_dir = next((d for d in (root / "text", root / "text_c10") if d.is_dir()), None)
+        if text_dir is None:
+            self._require({root / "text": "a folder of captions text/<class_dir>/<img>.txt"})
+        names = load_name_list(split_file, "a pickled list of \"<class_dir>/<img>\"")
 
         ids = {}
         for line_no, line in enumerate(_lines(cub / "images.txt"), 1):
@@ -142,17 +338,15 @@ class CaptionedDataset:
             except (ValueError, AssertionError, IndexError):
                 raise ValueError(f"{cub / 'bounding_boxes.txt'} line {line_no}: expected "
                                  f"\"<id> x y w h\", got {line!r}") from None
-        self._paths, self._boxes = [], []
-        for fn in self.filenames:
-            if fn not in ids:
-                raise ValueError(f"{fn!r} (from {root / split / 'filenames.pickle'}) is not "
-                                 f"listed in {cub / 'images.txt'}")
-            image_id, rel = ids[fn]
-            if image_id not in boxes:
-                raise ValueError(f"image id {image_id} ({fn}) has no line in "
-                                 f"{cub / 'bounding_boxes.txt'}")
-            self._paths.append(cub / "images" / rel)
-            self._boxes.append(boxes[image_id])
+        labels = {}
+        labels_file = cub / "image_class_labels.txt"
+        if labels_file.is_file():
+            for line_no, line in enumerate(_lines(labels_file), 1):
+                parts = line.split()
+                if len(parts) != 2 or not parts[1].isdigit():
+                    raise ValueError(f"{labels_file} line {line_no}: expected "
+                                     f"\"<id> <class number>\", got {line!r}")
+                labels[parts[0]] = int(parts[1])
 
         if (cub / "classes.txt").is_file():  # "<class> <class_dir>", all classes
             class_dirs = [line.split(maxsplit=1)[1] for line in _lines(cub / "classes.txt")]
@@ -162,54 +356,96 @@ class CaptionedDataset:
         self.class_names = [""] * (max(_class_number(c) for c in class_dirs))
         for c in class_dirs:
             self.class_names[_class_number(c) - 1] = c
-        self.class_ids = np.array([_class_number(fn.split("/", 1)[0]) - 1
-                                   for fn in self.filenames], dtype=np.int32)
 
-        self.captions = [self._read_captions(fn) for fn in self.filenames]
-        self.attributes = None
+        def make(fn):
+            if fn not in ids:
+                raise ValueError(f"{fn!r} (from {split_file}) is not listed in "
+                                 f"{cub / 'images.txt'}")
+            image_id, rel = ids[fn]
+            if image_id not in boxes:
+                raise ValueError(f"image id {image_id} ({fn}) has no line in "
+                                 f"{cub / 'bounding_boxes.txt'}")
+            number = _class_number(fn.split("/", 1)[0])
+            if labels and labels.get(image_id) != number:
+                raise ValueError(f"{labels_file} gives image id {image_id} ({fn}) class "
+                                 f"{labels.get(image_id)}, but its folder is class {number} "
+                                 f"(expected the same class number)")
+            path = cub / "images" / rel
+            if not path.is_file():
+                raise self._missing_image(path, split_file, fn)
+            captions = read_caption_file(text_dir / f"{fn}.txt", self.captions_per_image)
+            return path, boxes[image_id], number - 1, captions
+
+        order = {fn: k for k, fn in enumerate(names)}
+        self._gather(names, make)
+        info_file = root / split / "class_info.pickle"
+        info = load_class_info(info_file, len(names))
+        if info is not None:
+            check_class_info([info[order[fn]] for fn in self.filenames], self.class_ids,
+                             self.filenames, info_file)
+
         if (root / "attributes.json").is_file():
             table = json.loads((root / "attributes.json").read_text())
             self.attributes = [table.get(fn) for fn in self.filenames]
-        self._cache: dict[int, np.ndarray] = {}
+        self._warn_shared_classes()
+
+    def _other_split_class_ids(self) -> np.ndarray | None:
+        """Class ids of the other split's files (from its pickle), or None if unavailable."""
+        other = "test" if self.split == "train" else "train"
+        path = self.root / other / "filenames.pickle"
+        if not path.is_file():
+            return None
+        try:
+            names = load_name_list(path, "a pickled list of \"<class_dir>/<img>\"")
+            return np.array([_class_number(n.split("/", 1)[0]) - 1 for n in names])
+        except ValueError:
+            return None
+
+    def shared_classes(self) -> list[int]:
+        """Class ids present in both the train and the test split (should be none)."""
+        other = self._other_split_class_ids()
+        if other is None or not self.has_classes:
+            return []
+        return sorted(set(self.class_ids.tolist()) & set(other.tolist()))
+
+    def _warn_shared_classes(self) -> None:
+        shared = self.shared_classes()
+        if shared:
+            names = [self.class_names[c] if c < len(self.class_names) else str(c)
+                     for c in shared[:3]]
+            warnings.warn(f"{self.name} at {self.root}: {len(shared)} classes are in both "
+                          f"train/ and test/ (e.g. {names}); the papers' split is by class "
+                          f"(CUB: 150 train / 50 test classes), so test scores would "
+                          f"measure seen classes", stacklevel=3)
 
     # ------------------------------------------------------------------ items
-    def _read_captions(self, filename: str) -> list[str]:
-        path = self.root / "text" / f"{filename}.txt"
-        if not path.is_file():
-            raise FileNotFoundError(f"caption file {path} is missing (expected "
-                                    f"{self.captions_per_image} captions, one per line)")
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError as err:
-            raise ValueError(f"cannot read caption file {path}: {err}") from err
-        caps = [line.strip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
-        if len(caps) < self.captions_per_image:
-            what = "is empty" if not caps else f"has only {len(caps)} captions"
-            raise ValueError(f"caption file {path} {what} (expected "
-                             f"{self.captions_per_image}, one per line)")
-        return caps[: self.captions_per_image]
+    @property
+    def has_classes(self) -> bool:
+        return bool((self.class_ids >= 0).any())
 
     def __len__(self) -> int:
         return len(self.filenames)
 
+    def crop(self, i: int, width: int, height: int) -> tuple[int, int, int, int]:
+        """The standard crop ``(x1, y1, x2, y2)`` of item ``i`` (whole image without a box)."""
+        box = self._boxes[i]
+        return (0, 0, width, height) if box is None else crop_box(box, width, height)
+
     def load_image(self, i: int, size: int | None = None) -> np.ndarray:
-        """Item ``i``'s image, bounding-box cropped, optionally resized to ``size``.
+        """Item ``i``'s image after the standard crop, optionally resized to ``size``.
+
+        The resize (square, bilinear with antialiasing) squashes a non-square
+        crop, as StackGAN does for the whole-image datasets.
 
         Raises:
             FileNotFoundError / ValueError naming the image file.
         """
-        path = self._paths[i]
-        if not path.is_file():
-            raise FileNotFoundError(f"image file {path} is missing (listed for "
-                                    f"{self.filenames[i]!r})")
         try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                im.load()
-        except Exception as err:  # noqa: BLE001 - re-raised with the file name
-            raise ValueError(f"cannot read image file {path}: {err} "
-                             f"(expected a JPEG/PNG image)") from err
-        im = im.crop(crop_box(self._boxes[i], im.width, im.height))
+            im = decode_image(self._paths[i])
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file {self._paths[i]} is missing (listed for "
+                                    f"{self.filenames[i]!r})") from None
+        im = im.crop(self.crop(i, im.width, im.height))
         if size is not None:
             im = im.resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
@@ -239,32 +475,79 @@ class CaptionedDataset:
         return self._cache[size]
 
     def __repr__(self) -> str:
-        return (f"CaptionedDataset(name={self.name!r}, split={self.split!r}, "
-                f"{len(self)} images, {len(set(self.class_ids.tolist()))} classes, root={str(self.root)!r})")
+        classes = len(set(self.class_ids.tolist())) if self.has_classes else 0
+        return (f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, "
+                f"{len(self)} images, {classes} classes, root={str(self.root)!r})")
+
+    # ------------------------------------------------------------------ checking
+    def empty_class_folders(self) -> list[pathlib.Path]:
+        """Class folders that hold no image (CUB layout: ``CUB_200_2011/images/<class_dir>``)."""
+        images = self.root / "CUB_200_2011" / "images"
+        if not images.is_dir():
+            return []
+        return [d for d in sorted(images.iterdir()) if d.is_dir() and not any(
+            p.suffix.lower() in IMAGE_SUFFIXES for p in d.iterdir())]
+
+    def check(self, decode: bool = True) -> list[str]:
+        """Problems of this split, one message per problem, each naming its path.
+
+        Lists the items skipped at opening (``problems``; open with
+        ``strict=False`` to see them all), images that cannot be decoded
+        (every image is decoded when ``decode``), class folders without
+        images, and classes shared with the other split.
+        """
+        found = list(self.problems)
+        if decode:
+            for i in range(len(self)):
+                try:
+                    decode_image(self._paths[i])
+                except (FileNotFoundError, ValueError) as err:
+                    found.append(str(err))
+        for folder in self.empty_class_folders():
+            found.append(f"class folder {folder} holds no images (expected the class's "
+                         f"image files)")
+        shared = self.shared_classes()
+        if shared:
+            found.append(f"{self.root / 'train' / 'filenames.pickle'} and "
+                         f"{self.root / 'test' / 'filenames.pickle'} share {len(shared)} "
+                         f"classes (class ids {shared[:10]}); expected a split by class")
+        return found
 
     # ------------------------------------------------------------------ pipeline
     def _mismatched(self, rng: np.random.Generator, idx: np.ndarray) -> np.ndarray:
-        """For each index, a random index of an item of a different class."""
+        """For each index, a random index of an item of a different class.
+
+        Without classes (every ``class_id`` is -1, e.g. COCO): a random
+        *different item* instead.
+        """
+        n = len(self)
+        if not self.has_classes:
+            r = rng.integers(0, n - 1, len(idx))
+            return r + (r >= idx)
         order = np.argsort(self.class_ids, kind="stable")
         classes, start, count = np.unique(self.class_ids[order], return_index=True,
                                           return_counts=True)
         pos = np.searchsorted(classes, self.class_ids[idx])
         s, c = start[pos], count[pos]
-        r = rng.integers(0, len(self) - c)
+        r = rng.integers(0, n - c)
         r = r + c * (r >= s)
         return order[r]
 
     def pipeline(self, batch_size: int = 64, image_size: int | None = None, tokenizer=None,
                  max_words: int = 18, wrong: str | None = "caption", shuffle: bool = True,
                  seed: int = 0, repeat: bool = True, cache: bool = True,
-                 augment: bool = True, with_index: bool = False):
+                 augment: bool = True, with_index: bool = False, pyramid=()):
         """The batched training pipeline.
 
         Per example and epoch: one of its captions at random; a mismatched
         caption (and image, with ``wrong="image"``) of an item of a different
-        class; the image resized to ``image_size * 76 / 64`` then randomly
-        cropped to ``image_size`` and randomly flipped (StackGAN / AttnGAN
-        augmentation; ``augment=False`` resizes straight to ``image_size``).
+        class (of a different item when the dataset has no classes, e.g.
+        COCO); the image (after the dataset's standard crop) resized to
+        ``image_size * 76 / 64`` then randomly cropped to ``image_size`` and
+        randomly flipped (StackGAN / AttnGAN augmentation; ``augment=False``
+        resizes straight to ``image_size``); with ``pyramid``, the same crop
+        downsampled to smaller sizes (StackGAN++ / AttnGAN feed one image per
+        generator stage).
 
         Args:
             batch_size: examples per batch (incomplete batches are dropped).
@@ -280,20 +563,27 @@ class CaptionedDataset:
             seed: the one source of randomness.
             repeat: repeat forever (otherwise one epoch).
             cache: decode every image once into memory (fast; needs
-                ``N * (image_size*76/64)**2 * 3`` bytes); ``False`` decodes from
-                disk with ``tf.io`` on every step.
+                ``N * (image_size*76/64)**2 * 3`` bytes); ``False`` decodes
+                from disk on every step (same images, same crops: both paths
+                use :meth:`load_image`).
             augment: random crop and flip.
             with_index: also return ``index`` and ``wrong_index`` (item indices,
                 for checks and debugging).
+            pyramid: sizes ``s`` (multiples of 4, at most ``image_size``) for
+                extra keys ``image_<s>`` (and ``wrong_image_<s>``): ``image``
+                downsampled with antialiasing (PIL bilinear, as torchvision's
+                ``Resize`` in the references), same crop and flip.
+                E.g. ``pyramid=(64, 128, 256)`` with ``image_size=256``.
 
         Returns:
             ``tf.data.Dataset`` of dicts: ``image`` float32 ``(B, S, S, 3)`` in
             [-1, 1], ``tokens`` / ``wrong_tokens`` int32 ``(B, max_words)``,
-            ``class_id`` int32 ``(B,)`` (+ ``wrong_image``, ``index``, ``wrong_index``).
+            ``class_id`` int32 ``(B,)`` (-1 without classes), + ``wrong_image``,
+            ``image_<s>``, ``wrong_image_<s>``, ``index``, ``wrong_index``.
 
         Raises:
-            ValueError: bad ``batch_size``, ``image_size``, ``max_words`` or
-                ``wrong``; an unreadable image (named).
+            ValueError: bad ``batch_size``, ``image_size``, ``max_words``,
+                ``wrong`` or ``pyramid``; an unreadable image (named).
         """
         import tensorflow as tf
 
@@ -312,9 +602,20 @@ class CaptionedDataset:
             raise ValueError(f"max_words must be a positive integer, got {max_words!r}")
         if wrong not in ("caption", "image", None):
             raise ValueError(f"wrong must be 'caption', 'image' or None, got {wrong!r}")
-        if wrong is not None and len(set(self.class_ids.tolist())) < 2:
+        if wrong is not None and self.has_classes and len(set(self.class_ids.tolist())) < 2:
             raise ValueError("mismatched (wrong) pairs need at least 2 classes in the split; "
                              "pass wrong=None")
+        if wrong is not None and len(self) < 2:
+            raise ValueError("mismatched (wrong) pairs need at least 2 items; pass wrong=None")
+        if isinstance(pyramid, (int, np.integer)):
+            pyramid = (pyramid,)
+        try:
+            pyramid = sorted({_check_image_size(s, "pyramid sizes") for s in pyramid})
+        except TypeError:
+            raise ValueError(f"pyramid must be a sequence of sizes, got {pyramid!r}") from None
+        if pyramid and pyramid[-1] > image_size:
+            raise ValueError(f"pyramid sizes must be at most image_size={image_size}, "
+                             f"got {pyramid}")
         if tokenizer is None:
             tokenizer = (Tokenizer.default(max_words) if self.name == "synthbirds"
                          else Tokenizer.from_texts([c for cs in self.captions for c in cs],
@@ -330,49 +631,35 @@ class CaptionedDataset:
 
         if cache:
             cached = self.images(load)  # decode now: errors name the file here
-
-            def crop_cached(idx, offsets, flips):
-                out = np.empty((len(idx), image_size, image_size, 3), dtype=np.uint8)
-                for k, (i, (oy, ox), flip) in enumerate(zip(idx, offsets, flips)):
-                    im = cached[i, oy:oy + image_size, ox:ox + image_size]
-                    out[k] = im[:, ::-1] if flip else im
-                return out
-
-            def fetch_cropped(idx, offsets, flips):
-                out = tf.numpy_function(crop_cached, [idx, offsets, flips], tf.uint8,
-                                        stateful=False)
-                return tf.ensure_shape(out, (b, image_size, image_size, 3))
+            source = cached.__getitem__
         else:
             missing = [p for p in self._paths if not p.is_file()]
             if missing:
                 raise FileNotFoundError(f"image file {missing[0]} is missing "
                                         f"({len(missing)} missing in all)")
-            paths = tf.constant([str(p) for p in self._paths])
-            boxes = tf.constant(np.asarray(self._boxes, dtype=np.float32))
 
-            def fetch_one(i):
-                img = tf.io.decode_image(tf.io.read_file(paths[i]), channels=3,
-                                         expand_animations=False)
-                h = tf.cast(tf.shape(img)[0], tf.float32)
-                w = tf.cast(tf.shape(img)[1], tf.float32)
-                x, y, bw, bh = tf.unstack(boxes[i])
-                r = tf.floor(tf.maximum(bw, bh) * 0.75)
-                cx, cy = tf.floor((2 * x + bw) / 2), tf.floor((2 * y + bh) / 2)
-                x1, y1 = tf.maximum(0.0, cx - r), tf.maximum(0.0, cy - r)
-                x2, y2 = tf.minimum(w, cx + r), tf.minimum(h, cy + r)
-                img = img[tf.cast(y1, tf.int32):tf.cast(y2, tf.int32),
-                          tf.cast(x1, tf.int32):tf.cast(x2, tf.int32)]
-                img = tf.image.resize(img, (load, load), antialias=True)
-                return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+            def source(i):
+                return self.load_image(int(i), load)
 
-            def fetch_cropped(idx, offsets, flips):
-                images = tf.map_fn(fetch_one, idx, fn_output_signature=tf.TensorSpec(
-                    (load, load, 3), tf.uint8))
-                rows = offsets[:, :1] + tf.range(image_size)[None]
-                cols = offsets[:, 1:] + tf.range(image_size)[None]
-                images = tf.gather(images, rows, axis=1, batch_dims=1)
-                images = tf.gather(images, cols, axis=2, batch_dims=1)
-                return tf.where(flips[:, None, None, None], tf.reverse(images, [2]), images)
+        levels = [s for s in pyramid if s < image_size]
+
+        def crop_batch(idx, offsets, flips):
+            """The crops (flipped where asked) and their pyramid levels, uint8."""
+            out = [np.empty((len(idx), s, s, 3), dtype=np.uint8) for s in (image_size, *levels)]
+            for k, (i, (oy, ox), flip) in enumerate(zip(idx, offsets, flips)):
+                im = source(i)[oy:oy + image_size, ox:ox + image_size]
+                out[0][k] = im[:, ::-1] if flip else im
+                if levels:
+                    full = Image.fromarray(out[0][k])
+                    for level, s in zip(out[1:], levels):  # antialiased, as torchvision's Resize
+                        level[k] = np.asarray(full.resize((s, s), Image.BILINEAR))
+            return out
+
+        def fetch_cropped(idx, offsets, flips):
+            out = tf.numpy_function(crop_batch, [idx, offsets, flips],
+                                    [tf.uint8] * (1 + len(levels)), stateful=False)
+            return [tf.ensure_shape(im, (b, s, s, 3))
+                    for im, s in zip(out, (image_size, *levels))]
 
         batches_per_epoch = n // b
 
@@ -397,33 +684,38 @@ class CaptionedDataset:
         epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
         ds = epochs.flat_map(epoch_batches)
 
-        def augmented(idx, key):
-            """Images of items ``idx``: random crop + flip (from ``key``), in [-1, 1]."""
+        def augmented(idx, key, prefix, out):
+            """Images of items ``idx``: random crop + flip (from ``key``), in [-1, 1],
+            and their pyramid levels, written to ``out[prefix]``, ``out[prefix_<s>]``."""
             if augment:
                 offsets = tf.random.stateless_uniform((b, 2), key, 0, load - image_size + 1,
                                                       dtype=tf.int32)
                 flips = tf.random.stateless_uniform((b,), key + [0, 7]) < 0.5
             else:
                 offsets, flips = tf.zeros((b, 2), tf.int32), tf.zeros((b,), tf.bool)
-            images = fetch_cropped(idx, offsets, flips)
-            return tf.cast(images, tf.float32) / 127.5 - 1.0
+            images = [tf.cast(im, tf.float32) / 127.5 - 1.0
+                      for im in fetch_cropped(idx, offsets, flips)]
+            out[prefix] = images[0]
+            for s, im in zip(levels, images[1:]):
+                out[f"{prefix}_{s}"] = im
+            if image_size in pyramid:
+                out[f"{prefix}_{image_size}"] = images[0]
 
         def to_batch(p):
             key = tf.stack([tf.constant(int(seed), tf.int64), p["step"]])
             key = tf.cast(key, tf.int32)
             idx = tf.cast(p["index"], tf.int32)
-            out = {
-                "image": augmented(idx, key),
-                "tokens": tf.gather_nd(tokens, tf.stack(
-                    [idx, tf.cast(p["caption"], tf.int32)], axis=1)),
-                "class_id": tf.gather(class_ids, idx),
-            }
+            out = {}
+            augmented(idx, key, "image", out)
+            out["tokens"] = tf.gather_nd(tokens, tf.stack(
+                [idx, tf.cast(p["caption"], tf.int32)], axis=1))
+            out["class_id"] = tf.gather(class_ids, idx)
             widx = tf.cast(p["wrong_index"], tf.int32)
             if wrong is not None:
                 out["wrong_tokens"] = tf.gather_nd(tokens, tf.stack(
                     [widx, tf.cast(p["wrong_caption"], tf.int32)], axis=1))
             if wrong == "image":
-                out["wrong_image"] = augmented(widx, key + [0, 13])
+                augmented(widx, key + [0, 13], "wrong_image", out)
             if with_index:
                 out["index"], out["wrong_index"] = idx, widx
             return out

@@ -49,10 +49,19 @@ class PaperGAN(AdversarialModel):
             return config
         return cls.config_class(**config) if config else cls.config_class.paper()
 
-    def default_optimizers(self):
-        """Adam(lr, beta1, beta2) of the config for G and for each discriminator."""
+    def learning_rate(self):
+        """The config's `lr`, halved every `lr_decay_every` steps when that field is > 0
+        (the reference codes' "halve the learning rate every N epochs")."""
         cfg = self.config
-        adam = lambda: keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)  # noqa: E731
+        every = getattr(cfg, "lr_decay_every", 0)
+        if every:
+            return keras.optimizers.schedules.ExponentialDecay(cfg.lr, every, 0.5, staircase=True)
+        return cfg.lr
+
+    def default_optimizers(self):
+        """Adam(learning_rate(), beta1, beta2) for G and for each discriminator."""
+        cfg = self.config
+        adam = lambda: keras.optimizers.Adam(self.learning_rate(), beta_1=cfg.beta1, beta_2=cfg.beta2)  # noqa: E731
         return adam(), [adam() for _ in self.discriminators]
 
     def get_config(self):

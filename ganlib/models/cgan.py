@@ -57,6 +57,7 @@ class Config:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    lr_decay_every: int = 13800  # halve lr every N steps (Reed et al.: every 100 epochs of CUB); 0: never
     int_weight: float = 1.0     # weight of the GAN-INT generator term (0 disables INT)
     int_beta: float = 0.5       # beta of Eq. 5
     conditioning: str = "text"  # "text" (GAN-INT-CLS) or "class" (CGAN)
