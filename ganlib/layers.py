@@ -45,7 +45,7 @@ class ReplicateConcat(layers.Layer):
 
 @keras.saving.register_keras_serializable("ganlib")
 class ConditioningAugmentation(layers.Layer):
-    r"""Conditioning augmentation $F_{ca}$ (StackGAN, Zhang et al. 2017, Sec. 3.1).
+    r"""Conditioning augmentation $F_{ca}$ (StackGAN, Zhang et al. 2017, Sec. 3.2).
 
     A sentence embedding $\varphi_t$ is high-dimensional and the training set has
     few captions, so the map text -> condition is discontinuous where G needs it
@@ -56,7 +56,7 @@ class ConditioningAugmentation(layers.Layer):
     \hat c = \mu + \sigma \odot \epsilon,\quad \epsilon \sim \mathcal{N}(0, I)$$
 
     (the reparameterisation trick, so gradients reach $W$), regularised towards
-    $\mathcal{N}(0, I)$ by `ganlib.losses.kl_divergence(mu, logvar)` (paper Eq. 3).
+    $\mathcal{N}(0, I)$ by `ganlib.losses.kl_divergence(mu, logvar)` (paper Eq. 2).
 
     Args:
         units: size of $\hat c$ ($N_g$: 128 in StackGAN and StackGAN++).
@@ -115,3 +115,65 @@ class ConditioningAugmentation(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class GLU(layers.Layer):
+    r"""Gated linear unit over the channels (Dauphin et al. 2017), as StackGAN++ and AttnGAN use it.
+
+    $$\mathrm{GLU}([a ; b]) = a \odot \sigma(b)$$
+
+    with $a$ the first and $b$ the second half of the last axis: the output has half
+    the channels. StackGAN++'s generator uses it after every convolution and after
+    conditioning augmentation's fully connected layer.
+
+    Input shape:
+        `(..., 2C)`.
+
+    Output shape:
+        `(..., C)`.
+
+    Example:
+        >>> tuple(GLU()(keras.ops.zeros((2, 4, 4, 6))).shape)
+        (2, 4, 4, 3)
+    """
+
+    def call(self, x):
+        a, b = ops.split(x, 2, axis=-1)
+        return a * ops.sigmoid(b)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], None if input_shape[-1] is None else input_shape[-1] // 2)
+
+
+def reparameterize(mu, logvar, eps):
+    r"""$\hat c = \mu + \sigma \odot \epsilon$ with $\sigma = \exp(\tfrac12 \log\sigma^2)$ (StackGAN, Sec. 3.2)."""
+    mu, logvar, eps = (ops.convert_to_tensor(x) for x in (mu, logvar, eps))
+    return mu + ops.exp(0.5 * logvar) * eps
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class Reparameterize(layers.Layer):
+    r"""The sampling step of $F_{ca}$: $\hat c = \mu + \sigma \odot \epsilon$ (StackGAN, Sec. 3.2).
+
+    $\epsilon$ is an input (drawn by the model's `sample_noise`, or from a seed by
+    `generate`), so generation is reproducible. `fn(mu, logvar, eps)` replaces the
+    computation (lesson 02 plugs the student's function in); it is not serialised.
+
+    Input shape:
+        `[mu, logvar, eps]`, each `(B, N_g)`.
+
+    Output shape:
+        `(B, N_g)`.
+    """
+
+    def __init__(self, fn=None, **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+
+    def call(self, inputs):
+        mu, logvar, eps = inputs
+        return (self.fn or reparameterize)(mu, logvar, eps)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

@@ -74,7 +74,7 @@ def generator_loss(fake_logits):
 def kl_divergence(mu, logvar):
     r"""KL divergence of $\mathcal{N}(\mu, \mathrm{diag}(\sigma^2))$ to $\mathcal{N}(0, I)$.
 
-    The conditioning-augmentation regulariser of StackGAN (Zhang et al. 2017, Eq. 3):
+    The conditioning-augmentation regulariser of StackGAN (Zhang et al. 2017, Eq. 2):
 
     $$D_{KL} = -\tfrac{1}{2}\,\mathrm{mean}\left(1 + \log\sigma^2 - \mu^2 - \sigma^2\right)$$
 

@@ -201,6 +201,9 @@ def train(name="cgan", preset="fast", data="synthbirds", root=None, steps=None, 
 
     train_set = open_dataset(data, root=root, split="train")
     test_set = open_dataset(data, root=root, split="test")
+    if getattr(cfg, "conditioning", "text") == "class" and not train_set.has_classes:
+        raise ValueError(f"--conditioning class needs class ids, and the {data!r} dataset has none "
+                         f"(every class_id is -1); train the text-conditional model instead.")
     tokenizer = getattr(model, "tokenizer", None)
     pipeline = train_set.pipeline(batch_size=cfg.batch_size, image_size=cfg.image_size,
                                   tokenizer=tokenizer, max_words=cfg.max_words, seed=cfg.seed + cb.global_step(model))

@@ -408,3 +408,11 @@ def test_train_cgan_on_cub_layout(tmp_path):
     assert list((run / "samples").glob("*.png"))
     info = json.loads((run / "config.json").read_text())
     assert info["data"] == "cub" and info["root"] == str(root)
+
+
+def test_class_conditioning_refuses_a_dataset_without_classes(tmp_path, capsys):
+    root = fx.write_coco(tmp_path / "coco")
+    code = main(["train", "cgan", "--conditioning", "class", "--data", "coco", "--root", str(root),
+                 "--steps", "1", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "class ids" in capsys.readouterr().err

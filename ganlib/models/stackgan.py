@@ -1,0 +1,597 @@
+r"""StackGAN (Zhang et al. 2017, "StackGAN: Text to Photo-realistic Image Synthesis
+with Stacked Generative Adversarial Networks", ICCV).
+
+Two GANs, trained one after the other: **Stage-I** sketches the shape and colours
+at low resolution from the text, **Stage-II** reads Stage-I's image and the text
+again, corrects defects and adds detail at 4x the resolution.
+
+**Conditioning augmentation** $F_{ca}$ (paper, "Conditioning Augmentation"). Instead of the fixed
+sentence embedding $\varphi_t$, G is conditioned on a sample of a Gaussian whose
+mean and diagonal covariance are functions of $\varphi_t$ (a fully connected
+layer with leaky ReLU, `ganlib.layers.ConditioningAugmentation`), drawn with the
+reparameterisation trick
+
+$$\hat c = \mu(\varphi_t) + \sigma(\varphi_t) \odot \epsilon,\qquad \epsilon \sim \mathcal{N}(0, I),$$
+
+and kept close to the standard normal by a KL term in G's loss (paper, Eq. 2):
+
+$$D_{KL}\big(\mathcal{N}(\mu(\varphi_t), \Sigma(\varphi_t)) \,\|\, \mathcal{N}(0, I)\big).$$
+
+More (noisy) conditions per caption make the conditioning manifold smooth and
+give diverse images for one caption.
+
+**Stage-I** (paper, Eq. 3-4), $G_0(z, \hat c_0) \to$ 64x64 and $D_0(I_0, \varphi_t)$:
+
+$$L_{D_0} = \mathbb{E}_{(I_0, t)}[\log D_0(I_0, \varphi_t)] + \mathbb{E}_{z, t}[\log(1 - D_0(G_0(z, \hat c_0), \varphi_t))]
+\quad \text{(maximised)}$$
+
+$$L_{G_0} = \mathbb{E}_{z, t}[\log(1 - D_0(G_0(z, \hat c_0), \varphi_t))]
++ \lambda D_{KL}\big(\mathcal{N}(\mu_0(\varphi_t), \Sigma_0(\varphi_t)) \,\|\, \mathcal{N}(0, I)\big)
+\quad \text{(minimised)}$$
+
+**Stage-II** (paper, Eq. 5-6), $G(s_0, \hat c) \to$ 256x256 and $D(I, \varphi_t)$, with
+$s_0 = G_0(z, \hat c_0)$ from the *frozen* Stage-I and $\hat c$ from Stage-II's own
+$F_{ca}$ (no noise $z$: Stage-I's image carries it):
+
+$$L_D = \mathbb{E}_{(I, t)}[\log D(I, \varphi_t)] + \mathbb{E}_{s_0, t}[\log(1 - D(G(s_0, \hat c), \varphi_t))]$$
+
+$$L_G = \mathbb{E}_{s_0, t}[\log(1 - D(G(s_0, \hat c), \varphi_t))]
++ \lambda D_{KL}\big(\mathcal{N}(\mu(\varphi_t), \Sigma(\varphi_t)) \,\|\, \mathcal{N}(0, I)\big)$$
+
+**As the reference code computes them** (hanzhanggit/StackGAN, `stageI/trainer.py`,
+`stageII/trainer.py`), which this module follows so that $\lambda = 2$ carries over:
+
+* both D's are matching-aware (GAN-CLS): they also score a mismatched pair,
+  $L_D = \mathrm{bce}(s_r, 1) + \frac12[\mathrm{bce}(s_w, 0) + \mathrm{bce}(s_f, 0)]$
+  (`ganlib.losses.matching_aware_d_loss`); the reference pairs a *wrong image* with
+  the right text, which is used here when the batch holds `wrong_image`
+  (`pipeline(wrong="image")`), else the real image with a *wrong caption*;
+* G uses the non-saturating loss $\mathrm{bce}(s_f, 1)$ instead of
+  $\log(1 - D)$, and the KL is averaged over the batch *and* the $N_g$
+  dimensions (`ganlib.losses.kl_divergence`);
+* the learning rate halves every 50 epochs (Stage-I) / 100 epochs (Stage-II);
+* $\lambda = 2$ (`COEFF.KL` of the birds configs), where the paper's text sets $\lambda = 1$.
+
+Where the networks follow the paper's text ("Implementation details")
+rather than the reference code: the reference's Stage-I G and both D's add a
+bottleneck residual block at 4x4 (and 8x8 in G); here they are the paper's plain
+up-/down-sampling stacks. The reference's FC in $F_{ca}$ outputs
+$\log\sigma$, here $\log\sigma^2$ (the same family); it draws $\epsilon$ from a
+truncated normal, here the paper's $\mathcal{N}(0, I)$.
+"""
+
+import dataclasses
+import pathlib
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from ganlib import losses
+from ganlib.layers import ConditioningAugmentation, Reparameterize, ReplicateConcat, reparameterize
+from ganlib.models.base import PaperGAN
+
+# CUB-200-2011 has 8855 training images: 138 steps of 64 per epoch (the reference's
+# `updates_per_epoch = int(num_examples / batch_size)`).
+CUB_EPOCH_STEPS = 8855 // 64
+
+# Config fields that hold one value per stage; `Config.<name>` reads the current stage's.
+_PER_STAGE = ("image_size", "steps", "lr_decay_every")
+_STAGE_FIELD = {"image_size": "stage{}_size", "steps": "stage{}_steps", "lr_decay_every": "stage{}_lr_decay_every"}
+
+
+@dataclass
+class Config:
+    """Hyperparameters of StackGAN, both stages.
+
+    `stage` picks the GAN this config trains (1: $G_0$, $D_0$; 2: $G$, $D$ on a
+    frozen Stage-I); `image_size`, `steps` and `lr_decay_every` read that stage's
+    `stage{1,2}_*` fields, and `replace(steps=...)` writes them.
+    `paper()` holds the reference code's CUB settings; `fast()` trains both stages
+    on a 2-core CPU in a few minutes.
+    """
+
+    stage: int = 1
+    stage1_size: int = 64       # Stage-I output (Stage-II's input)
+    stage2_size: int = 256      # Stage-II output
+    z_dim: int = 100            # noise size
+    embed_dim: int = 256        # sentence embedding size (the shipped encoder's output)
+    ca_dim: int = 128           # N_g: size of c_hat, and of D's compressed text embedding
+    ngf: int = 128              # generator width (Stage-I: 8 ngf at 4x4; Stage-II: 4 ngf in the middle)
+    ndf: int = 64               # discriminator width at the first layer
+    res_blocks: int = 4         # Stage-II residual blocks (paper: 4 for 256x256, 2 for 128x128)
+    kl_weight: float = 2.0      # lambda of Eq. 4 / 6 (the reference's COEFF.KL; the paper's text: 1)
+    conditioning_augmentation: bool = True  # False: c_hat = mu, no KL (the paper's "without CA" ablation)
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    stage1_steps: int = 600 * CUB_EPOCH_STEPS           # 600 epochs of CUB
+    stage2_steps: int = 600 * CUB_EPOCH_STEPS           # 600 more epochs (epochs 600-1200)
+    stage1_lr_decay_every: int = 50 * CUB_EPOCH_STEPS   # lr halves every 50 epochs (0: constant)
+    stage2_lr_decay_every: int = 100 * CUB_EPOCH_STEPS  # ... every 100 epochs in Stage-II
+    conditioning: str = "text"
+    max_words: int = 18
+    ema_decay: float = 0.0      # 0: no EMA generator (the reference has none)
+    eval_every: int = 2000
+    sample_every: int = 1000
+    checkpoint_every: int = 2000  # the reference's SNAPSHOT_INTERVAL
+    eval_samples: int = 2000
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.stage not in (1, 2):
+            raise ValueError(f"stage must be 1 (Stage-I) or 2 (Stage-II), got {self.stage!r}.")
+        if self.conditioning != "text":
+            raise ValueError(f"StackGAN is text-conditional: conditioning must be 'text', got {self.conditioning!r}.")
+        _num_upsamplings(self.stage1_size, "stage1_size")
+        _num_upsamplings(self.stage2_size, "stage2_size")
+        if self.stage2_size <= self.stage1_size or self.stage2_size % self.stage1_size:
+            raise ValueError(f"stage2_size must be a multiple of stage1_size larger than it "
+                             f"(paper: 64 -> 256), got {self.stage1_size} -> {self.stage2_size}.")
+
+    @classmethod
+    def paper(cls, stage=1):
+        """The reference code's birds settings (cfg/stageI/birds.yml, cfg/stageII/birds.yml):
+        64 -> 256, z 100, N_g 128, ngf 128, ndf 64, 4 residual blocks, KL weight 2,
+        batch 64, Adam 2e-4 beta1 0.5, 600 epochs per stage, the learning rate halved
+        every 50 (Stage-I) / 100 (Stage-II) epochs; epochs are CUB's 138 steps."""
+        return cls(stage=stage)
+
+    @classmethod
+    def fast(cls, stage=1):
+        """A classroom preset: 32 -> 64 birds, narrow nets, 2 residual blocks (the paper's
+        choice for its smaller Stage-II), a higher learning rate halved once half-way,
+        an EMA generator; each stage a few minutes on 2 CPU cores."""
+        return cls(stage=stage, stage1_size=32, stage2_size=64, z_dim=32, ca_dim=64, ngf=16, ndf=32,
+                   res_blocks=2, batch_size=64, lr=5e-4, ema_decay=0.995,
+                   stage1_steps=2000, stage2_steps=1000, stage1_lr_decay_every=1000, stage2_lr_decay_every=500,
+                   eval_every=500, sample_every=250, checkpoint_every=500, eval_samples=500)
+
+    @property
+    def image_size(self):
+        """Output size of the stage this config trains."""
+        return getattr(self, _STAGE_FIELD["image_size"].format(self.stage))
+
+    @property
+    def steps(self):
+        """Training steps of the stage this config trains."""
+        return getattr(self, _STAGE_FIELD["steps"].format(self.stage))
+
+    @property
+    def lr_decay_every(self):
+        """Steps between learning-rate halvings of the stage this config trains (0: never);
+        `PaperGAN.learning_rate()` reads it."""
+        return getattr(self, _STAGE_FIELD["lr_decay_every"].format(self.stage))
+
+    def replace(self, **changes):
+        """`dataclasses.replace`; `image_size`, `steps`, `lr_decay_every` set the current stage's field."""
+        stage = changes.get("stage", self.stage)
+        for name in _PER_STAGE:
+            if name in changes:
+                changes[_STAGE_FIELD[name].format(stage)] = changes.pop(name)
+        return dataclasses.replace(self, **changes)
+
+
+def _num_upsamplings(image_size, name="image_size"):
+    n = int(np.log2(max(image_size, 1) // 4)) if image_size >= 4 else 0
+    if image_size < 16 or 4 * 2**n != image_size:
+        raise ValueError(f"{name} must be 4 * 2**k and >= 16 (16, 32, 64, 128, 256...), got {image_size}.")
+    return n
+
+
+def _bn(name=None):
+    """Batch normalisation as the reference code has it (moving-average decay 0.9, epsilon 1e-5)."""
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+# ---------------------------------------------------------------------------- F_ca
+def conditioning(embedding, eps, cfg, name):
+    r"""$F_{ca}$: $(\mu, \log\sigma^2)$ = LeakyReLU(FC($\varphi_t$)) and $\hat c$ (or $\mu$ without CA).
+
+    Returns `(c_hat, mu, logvar)`.
+    """
+    _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="leaky_relu", name=f"{name}_F_ca")(
+        embedding, sample=False)
+    if not cfg.conditioning_augmentation:
+        return mu, mu, logvar
+    return Reparameterize(name=f"{name}_reparameterize")([mu, logvar, eps]), mu, logvar
+
+
+def upsample_block(h, width, name=None):
+    """Nearest-neighbour upsampling x2, 3x3 stride-1 conv, BN, ReLU (paper, "Implementation details")."""
+    h = layers.UpSampling2D(2, interpolation="nearest")(h)
+    h = layers.Conv2D(width, 3, padding="same", use_bias=False, name=name)(h)
+    return layers.ReLU()(_bn()(h))
+
+
+def residual_block(h, filters):
+    r"""Stage-II's residual block (paper, "Implementation details"; He et al. 2016):
+    $h + \mathrm{BN}(\mathrm{conv}_{3\times3}(\mathrm{ReLU}(\mathrm{BN}(\mathrm{conv}_{3\times3}(h)))))$, then ReLU."""
+    r = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
+    r = layers.ReLU()(_bn()(r))
+    r = _bn()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(r))
+    return layers.ReLU()(layers.Add()([h, r]))
+
+
+# ---------------------------------------------------------------------------- networks
+def build_stage1_generator(cfg, reparameterize_fn=None):
+    r"""$G_0(z, \hat c_0)$: $F_{ca}$, [$\hat c_0$ ; z] -> FC -> 4x4x(8 ngf) -> upsampling blocks -> tanh image.
+
+    Inputs `[z (B, z_dim), phi_t (B, embed_dim), eps (B, N_g)]` (eps absent
+    without CA); outputs `[image (B, s, s, 3), mu, logvar]`, s = `stage1_size`.
+    """
+    z = keras.Input((cfg.z_dim,), name="z")
+    embedding = keras.Input((cfg.embed_dim,), name="embedding")
+    eps = keras.Input((cfg.ca_dim,), name="eps")
+    c_hat, mu, logvar = conditioning(embedding, eps, cfg, "G_0")
+    h = layers.Concatenate()([c_hat, z])  # the reference's order: [c ; z]
+    width = cfg.ngf * 8
+    h = layers.Dense(4 * 4 * width, use_bias=False)(h)
+    h = layers.ReLU()(_bn()(layers.Reshape((4, 4, width))(h)))
+    for _ in range(_num_upsamplings(cfg.stage1_size) - 1):
+        width //= 2
+        h = upsample_block(h, width)
+    h = layers.UpSampling2D(2, interpolation="nearest")(h)
+    image = layers.Conv2D(3, 3, padding="same", activation="tanh", name="image")(h)
+    inputs = [z, embedding, eps] if cfg.conditioning_augmentation else [z, embedding]
+    model = keras.Model(inputs, [image, mu, logvar], name="G_0")
+    _set_reparameterize(model, reparameterize_fn)
+    return model
+
+
+def build_stage2_generator(cfg, reparameterize_fn=None, residual_block_fn=None):
+    r"""$G(s_0, \hat c)$: encoder -> [h ; replicate($\hat c$)] -> residual blocks -> decoder -> tanh image.
+
+    Encoder: 3x3 conv (ngf) + ReLU, then two 4x4 stride-2 convs (2 ngf, 4 ngf) with
+    BN + ReLU, down to s/4. Joint: 3x3 conv (4 ngf) + BN + ReLU on the image code
+    depth-concatenated with $\hat c$ replicated spatially. `res_blocks` residual
+    blocks (`residual_block_fn(h, filters)`, default `residual_block`). Decoder:
+    upsampling blocks from s/4 to `stage2_size` (2 ngf, ngf, ngf/2, ngf/4...), a 3x3
+    conv to RGB and tanh.
+
+    Inputs `[s_0 (B, s, s, 3), phi_t, eps]` (eps absent without CA); outputs
+    `[image (B, S, S, 3), mu, logvar]`.
+    """
+    s, big = cfg.stage1_size, cfg.stage2_size
+    image_lr = keras.Input((s, s, 3), name="stage1_image")
+    embedding = keras.Input((cfg.embed_dim,), name="embedding")
+    eps = keras.Input((cfg.ca_dim,), name="eps")
+    c_hat, mu, logvar = conditioning(embedding, eps, cfg, "G")
+    h = layers.ReLU()(layers.Conv2D(cfg.ngf, 3, padding="same")(image_lr))
+    for width in (cfg.ngf * 2, cfg.ngf * 4):
+        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
+        h = layers.ReLU()(_bn()(h))
+    h = ReplicateConcat()([h, c_hat])
+    h = layers.ReLU()(_bn()(layers.Conv2D(cfg.ngf * 4, 3, padding="same", use_bias=False)(h)))
+    block = residual_block_fn or residual_block
+    for _ in range(cfg.res_blocks):
+        h = block(h, cfg.ngf * 4)
+    for k in range(int(np.log2(big // (s // 4)))):
+        h = upsample_block(h, max(cfg.ngf * 2 // 2**k, 4))
+    image = layers.Conv2D(3, 3, padding="same", activation="tanh", name="image")(h)
+    inputs = [image_lr, embedding, eps] if cfg.conditioning_augmentation else [image_lr, embedding]
+    model = keras.Model(inputs, [image, mu, logvar], name="G")
+    _set_reparameterize(model, reparameterize_fn)
+    return model
+
+
+def build_discriminator(cfg, image_size, name):
+    r"""$D(I, \varphi_t)$: 4x4 stride-2 convs (BN + LeakyReLU, the first without BN) down to 4x4,
+    1x1 convs down to 8 ndf if wider, [h ; replicate(FC($\varphi_t$))], 1x1 conv, 4x4 conv -> logit."""
+    image = keras.Input((image_size, image_size, 3), name="image")
+    embedding = keras.Input((cfg.embed_dim,), name="embedding")
+    h = layers.LeakyReLU(0.2)(layers.Conv2D(cfg.ndf, 4, strides=2, padding="same")(image))
+    width = cfg.ndf
+    for _ in range(_num_upsamplings(image_size) - 1):
+        width *= 2
+        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
+        h = layers.LeakyReLU(0.2)(_bn()(h))
+    while width > cfg.ndf * 8:  # Stage-II's D: 32 ndf -> 16 ndf -> 8 ndf at 4x4
+        width //= 2
+        h = layers.LeakyReLU(0.2)(_bn()(layers.Conv2D(width, 1, use_bias=False)(h)))
+    text = layers.LeakyReLU(0.2)(layers.Dense(cfg.ca_dim, name="compress")(embedding))
+    h = ReplicateConcat()([h, text])
+    h = layers.LeakyReLU(0.2)(_bn()(layers.Conv2D(cfg.ndf * 8, 1, use_bias=False)(h)))
+    logit = layers.Reshape(())(layers.Conv2D(1, 4, padding="valid", name="logit")(h))
+    return keras.Model([image, embedding], logit, name=name)
+
+
+def _set_reparameterize(generator, fn):
+    for layer in generator.layers:
+        if isinstance(layer, Reparameterize):
+            layer.fn = fn
+
+
+def param_counts(config=None):
+    """Parameters of each network: {"G_0", "D_0", "G", "D", "F_ca"} -> count (builds them).
+
+    "F_ca" is one conditioning augmentation; G_0 and G each hold their own, already
+    counted in theirs. The frozen sentence encoder is not counted.
+    """
+    cfg = config or Config.paper()
+    g0 = build_stage1_generator(cfg)
+    g = build_stage2_generator(cfg)
+    ca = next(layer for layer in g0.layers if isinstance(layer, ConditioningAugmentation))
+    return {"G_0": g0.count_params(), "D_0": build_discriminator(cfg, cfg.stage1_size, "D_0").count_params(),
+            "G": g.count_params(), "D": build_discriminator(cfg, cfg.stage2_size, "D").count_params(),
+            "F_ca": ca.count_params()}
+
+
+def generator_loss(fake_logits, mu, logvar, kl_weight=2.0):
+    r"""$L_G = \mathrm{bce}(s_f, 1) + \lambda D_{KL}$ (paper, Eq. 4 and 6, as the reference code reduces them)."""
+    return losses.generator_loss(fake_logits) + kl_weight * losses.kl_divergence(mu, logvar)
+
+
+# ---------------------------------------------------------------------------- models
+class _StackGANStage(PaperGAN):
+    """What both stages share: F_ca noise, the matching-aware D loss, L_G + lambda KL.
+
+    `compile()` with no arguments gives G and D Adam(lr, beta1, beta2) with the
+    learning rate halved every `lr_decay_every` steps (`PaperGAN.learning_rate()`,
+    a Keras `ExponentialDecay(lr, lr_decay_every, 0.5, staircase=True)`), counted
+    from the start of the stage, as the reference does.
+    """
+
+    config_class = Config
+    stage = None
+    noise_names = ()
+
+    def __init__(self, config, generator, discriminator, auxiliaries=(), d_loss_fn=None, g_loss_fn=None,
+                 reparameterize_fn=None, **kwargs):
+        super().__init__(config, generator, [discriminator], auxiliaries=auxiliaries, **kwargs)
+        self.d_loss_fn = d_loss_fn or losses.matching_aware_d_loss
+        self.g_loss_fn = g_loss_fn or generator_loss
+        self.reparameterize_fn = reparameterize_fn
+        if self.generator_ema is not None:  # clone_model made new layers: give them the function too
+            _set_reparameterize(self.generator_ema, reparameterize_fn)
+
+    @classmethod
+    def _stage_config(cls, config):
+        cfg = cls.resolve_config(config)
+        return cfg if cfg.stage == cls.stage else cfg.replace(stage=cls.stage)
+
+    @property
+    def discriminator(self):
+        return self.discriminators[0]
+
+    # ------------------------------------------------------------------ noise
+    def _noise_shapes(self, n):
+        shapes = {"z": (n, self.config.z_dim)}
+        if self.config.conditioning_augmentation:
+            shapes.update({name: (n, self.config.ca_dim) for name in self.noise_names})
+        return shapes
+
+    def sample_noise(self, batch):
+        n = ops.shape(batch["image"])[0]
+        return {k: keras.random.normal(shape, seed=self.noise_seed) for k, shape in self._noise_shapes(n).items()}
+
+    def draw_noise(self, n, seed=0):
+        """Every random input of the generator for `n` samples, numpy, drawn from `seed`:
+        `z` first (as `PaperGAN.noise`), then the CA noise `eps0` (Stage-I) and `eps` (Stage-II)."""
+        rng = np.random.default_rng(seed)
+        return {k: rng.standard_normal(shape).astype("float32") for k, shape in self._noise_shapes(n).items()}
+
+    def _check_noise(self, n, noise, z, seed):
+        drawn = self.draw_noise(n, seed)
+        noise = {**drawn, **(noise or {})}
+        if z is not None:
+            noise["z"] = z
+        for key, shape in self._noise_shapes(n).items():
+            noise[key] = np.asarray(noise[key], "float32")
+            if noise[key].shape != shape:
+                raise ValueError(f"noise[{key!r}]: expected shape {shape}, got {noise[key].shape}.")
+        return {k: ops.convert_to_tensor(v) for k, v in noise.items()}
+
+    def _ca_inputs(self, eps):
+        return [eps] if self.config.conditioning_augmentation else []
+
+    # ------------------------------------------------------------------ losses
+    def discriminator_loss(self, batch, fakes, training=True):
+        """Matching-aware $L_D$ on (real, right), (wrong pair), (fake, right) (paper, Eq. 3 / 5)."""
+        D, e = self.discriminator, fakes["e"]
+        s_r = D([batch["image"], e], training=training)
+        if "wrong_image" in batch:   # the reference: a real image of another class, with this text
+            s_w = D([batch["wrong_image"], e], training=training)
+        else:                        # GAN-CLS: this real image with another class's caption
+            s_w = D([batch["image"], self.embed(batch["wrong_tokens"])], training=training)
+        s_f = D([fakes["fake"], e], training=training)
+        loss = self.d_loss_fn(s_r, s_w, s_f)
+        return loss, {"d_real": ops.mean(ops.sigmoid(s_r)), "d_wrong": ops.mean(ops.sigmoid(s_w)),
+                      "d_fake": ops.mean(ops.sigmoid(s_f))}
+
+    def generator_loss(self, batch, fakes, training=True):
+        r"""$L_G = \mathrm{bce}(D(G(\cdot), \varphi_t), 1) + \lambda D_{KL}$ (paper, Eq. 4 / 6); no KL without CA."""
+        s_f = self.discriminator([fakes["fake"], fakes["e"]], training=training)
+        weight = self.config.kl_weight if self.config.conditioning_augmentation else 0.0
+        loss = self.g_loss_fn(s_f, fakes["mu"], fakes["logvar"], weight)
+        return loss, {"kl": losses.kl_divergence(fakes["mu"], fakes["logvar"])}
+
+    def generate_from_embeddings(self, embeddings, z=None, seed=0, noise=None, return_stage1=False):
+        raise NotImplementedError
+
+    def generate(self, captions, seed=0, z=None, noise=None, return_stage1=False):
+        """Images in [-1, 1], numpy (B, H, W, 3), one per caption (Stage-II: also Stage-I's, see
+        `generate_from_embeddings`)."""
+        if isinstance(captions, str):
+            captions = [captions]
+        return self.generate_from_embeddings(self.encode_text(captions), z=z, seed=seed, noise=noise,
+                                             return_stage1=return_stage1)
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class StageIGAN(_StackGANStage):
+    r"""StackGAN's Stage-I GAN: $G_0(z, \hat c_0)$ and $D_0(I_0, \varphi_t)$ (paper, "Stage-I GAN", Eq. 3-4).
+
+    Args:
+        config: a `Config` (default `Config.paper()`); its `stage` is set to 1.
+        d_loss_fn: `(real_logits, wrong_logits, fake_logits) -> scalar`
+            (default `ganlib.losses.matching_aware_d_loss`).
+        g_loss_fn: `(fake_logits, mu, logvar, kl_weight) -> scalar`, the whole
+            generator loss (default `generator_loss`: non-saturating + kl_weight * KL);
+            lesson 02 plugs the student's function (and so their KL) in here.
+        reparameterize_fn: `(mu, logvar, eps) -> c_hat` (default `reparameterize`).
+
+    Pluggable functions are not saved: a loaded model uses the defaults.
+    """
+
+    stage = 1
+    noise_names = ("eps0",)
+
+    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, reparameterize_fn=None, **kwargs):
+        cfg = self._stage_config(config)
+        keras.utils.set_random_seed(cfg.seed)
+        super().__init__(cfg, build_stage1_generator(cfg, reparameterize_fn),
+                         build_discriminator(cfg, cfg.stage1_size, "D_0"),
+                         d_loss_fn=d_loss_fn, g_loss_fn=g_loss_fn, reparameterize_fn=reparameterize_fn, **kwargs)
+
+    def generator_outputs(self, batch, noise, training=False):
+        e = self.embed(batch["tokens"])
+        fake, mu, logvar = self.generator([noise["z"], e, *self._ca_inputs(noise.get("eps0"))], training=training)
+        return {"e": e, "fake": fake, "mu": mu, "logvar": logvar}
+
+    def generate_from_embeddings(self, embeddings, z=None, seed=0, noise=None, return_stage1=False):
+        """Stage-I images in [-1, 1] (numpy) for sentence embeddings.
+
+        Noise: `noise` (a dict like `draw_noise(n)`: `z`, `eps0`) and/or `z`; what is
+        not given is drawn from `seed`. (`return_stage1` is for Stage-II; here the
+        images are Stage-I's.)
+        """
+        e = self.check_embeddings(embeddings)
+        noise = self._check_noise(len(e), noise, z, seed)
+        e = ops.convert_to_tensor(e)
+        images = self.inference_generator()([noise["z"], e, *self._ca_inputs(noise.get("eps0"))],
+                                            training=False)[0]
+        return np.asarray(ops.convert_to_numpy(images), "float32")
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class StageIIGAN(_StackGANStage):
+    r"""StackGAN's Stage-II GAN: $G(s_0, \hat c)$ and $D(I, \varphi_t)$ on a frozen Stage-I (paper, "Stage-II GAN", Eq. 5-6).
+
+    Stage-I's generator $G_0$ (its EMA copy if it has one) is copied into this
+    model as a frozen auxiliary network: saved with it, never trained, run in
+    inference mode. Stage-II's $F_{ca}$ is its own (paper: "a different fully
+    connected layer").
+
+    Args:
+        config: a `Config` (default `Config.paper()`); its `stage` is set to 2.
+        stage1: the trained Stage-I: a `StageIGAN`, or the path of its `.keras`
+            file (e.g. a `ganlib train` checkpoint). None leaves $G_0$ untrained
+            (what loading a saved Stage-II does before its weights are read).
+        d_loss_fn, g_loss_fn, reparameterize_fn: as `StageIGAN`.
+        residual_block_fn: `(h, filters) -> h`, builds one residual block with Keras
+            layers (default `residual_block`); lesson 02 plugs the student's in.
+    """
+
+    stage = 2
+    noise_names = ("eps0", "eps")
+
+    def __init__(self, config=None, stage1=None, d_loss_fn=None, g_loss_fn=None, reparameterize_fn=None,
+                 residual_block_fn=None, **kwargs):
+        cfg = self._stage_config(config)
+        keras.utils.set_random_seed(cfg.seed)
+        g0 = build_stage1_generator(cfg.replace(stage=1))
+        super().__init__(cfg, build_stage2_generator(cfg, reparameterize_fn, residual_block_fn),
+                         build_discriminator(cfg, cfg.stage2_size, "D"), auxiliaries=[g0],
+                         d_loss_fn=d_loss_fn, g_loss_fn=g_loss_fn, reparameterize_fn=reparameterize_fn, **kwargs)
+        if stage1 is not None:
+            self.load_stage1(stage1)
+
+    @property
+    def stage1_generator(self):
+        """The frozen $G_0$."""
+        return self.auxiliaries[1]
+
+    def load_stage1(self, stage1):
+        """Copy a trained Stage-I's generator (its EMA copy if any) into the frozen $G_0$."""
+        if isinstance(stage1, (str, pathlib.Path)):
+            path = pathlib.Path(stage1)
+            if not path.is_file():
+                raise FileNotFoundError(f"stage1: no Stage-I model file at {path} (expected a .keras file "
+                                        "saved from a StageIGAN, e.g. RUN/stage1/checkpoints/ckpt-*.keras).")
+            stage1 = keras.saving.load_model(path)
+        if not isinstance(stage1, StageIGAN):
+            raise ValueError(f"stage1: expected a trained StageIGAN or the path of its .keras file, "
+                             f"got {type(stage1).__name__}.")
+        fields = ("stage1_size", "z_dim", "embed_dim", "ca_dim", "ngf", "conditioning_augmentation")
+        mismatch = {f: (getattr(stage1.config, f), getattr(self.config, f)) for f in fields
+                    if getattr(stage1.config, f) != getattr(self.config, f)}
+        if mismatch:
+            raise ValueError("stage1: its config does not match this Stage-II's "
+                             + ", ".join(f"{f}={a!r} (Stage-II expects {b!r})" for f, (a, b) in mismatch.items()))
+        self.stage1_generator.set_weights(stage1.inference_generator().get_weights())
+
+    def _stage1_images(self, z, e, eps0, training=False):
+        images = self.stage1_generator([z, e, *self._ca_inputs(eps0)], training=False)[0]
+        return ops.stop_gradient(images)
+
+    def generator_outputs(self, batch, noise, training=False):
+        e = self.embed(batch["tokens"])
+        s0 = self._stage1_images(noise["z"], e, noise.get("eps0"))
+        fake, mu, logvar = self.generator([s0, e, *self._ca_inputs(noise.get("eps"))], training=training)
+        return {"e": e, "fake": fake, "mu": mu, "logvar": logvar}
+
+    def generate_from_embeddings(self, embeddings, z=None, seed=0, noise=None, return_stage1=False):
+        """Stage-II images in [-1, 1] (numpy) for sentence embeddings.
+
+        Noise: `noise` (a dict like `draw_noise(n)`: `z`, `eps0` for Stage-I's
+        $F_{ca}$, `eps` for Stage-II's) and/or `z`; what is not given is drawn from
+        `seed`. With `return_stage1=True`, returns `(stage1_images, stage2_images)`
+        of the same samples.
+        """
+        e = self.check_embeddings(embeddings)
+        noise = self._check_noise(len(e), noise, z, seed)
+        e = ops.convert_to_tensor(e)
+        s0 = self._stage1_images(noise["z"], e, noise.get("eps0"))
+        images = self.inference_generator()([s0, e, *self._ca_inputs(noise.get("eps"))], training=False)[0]
+        images = np.asarray(ops.convert_to_numpy(images), "float32")
+        if return_stage1:
+            return np.asarray(ops.convert_to_numpy(s0), "float32"), images
+        return images
+
+
+# ---------------------------------------------------------------------------- runs
+def stages(config):
+    """The sub-runs of `ganlib train stackgan`, in the paper's order: Stage-I, then Stage-II."""
+    return [("stage1", config.replace(stage=1)), ("stage2", config.replace(stage=2))]
+
+
+def build(config=None, previous=None):
+    """The model of `config.stage`: `StageIGAN`, or `StageIIGAN` on the trained Stage-I `previous`."""
+    cfg = config or Config.fast()
+    if cfg.stage == 1:
+        return StageIGAN(cfg)
+    if previous is None:
+        raise ValueError("Stage-II trains on a trained Stage-I: build(config, previous=stage1_model).")
+    return StageIIGAN(cfg, stage1=previous)
+
+
+# ---------------------------------------------------------------------------- diversity
+def mean_pairwise_distance(features):
+    r"""Mean Euclidean distance over the pairs $i < j$ of rows of `features` (N, F), numpy."""
+    f = np.asarray(features, np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"features: expected shape (N >= 2, F), got {f.shape}.")
+    squared = np.sum(f**2, 1)
+    d2 = np.maximum(squared[:, None] + squared[None] - 2 * f @ f.T, 0.0)
+    i, j = np.triu_indices(len(f), 1)
+    return float(np.mean(np.sqrt(d2[i, j])))
+
+
+def sample_diversity(model, captions, n=16, seed=0, distance_fn=None, evaluator=None):
+    """Diversity of the samples for one caption: for each caption, `n` samples (different z and
+    epsilon), the mean pairwise distance of their SynthBirds evaluation-net features
+    (`ganlib.metrics.Evaluator`), averaged over the captions."""
+    from ganlib import metrics
+
+    evaluator = evaluator or metrics.default_evaluator()
+    distance_fn = distance_fn or mean_pairwise_distance
+    if isinstance(captions, str):
+        captions = [captions]
+    scores = []
+    for k, caption in enumerate(captions):
+        images = model.generate([caption] * n, seed=seed + k)
+        scores.append(float(distance_fn(evaluator.predict(images)["features"])))
+    return float(np.mean(scores))

@@ -1,0 +1,563 @@
+r"""StackGAN++ (Zhang et al. 2018, "StackGAN++: Realistic Image Synthesis with Stacked
+Generative Adversarial Networks", TPAMI), a.k.a. StackGAN-v2.
+
+**A tree of generators, trained end to end.** One noise vector $z$ and one
+condition $c$ feed a trunk of hidden states, one per scale,
+
+$$h_0 = F_0(c, z),\qquad h_i = F_i(h_{i-1}, c)\quad (i = 1, \dots, m-1),\qquad s_i = G_i(h_i)$$
+
+(paper, section *Multi-scale image distributions approximation*), each branch
+$G_i$ a 3x3 convolution to an RGB image $s_i$ at 64, 128 and 256 pixels. $F_0$
+is a fully connected layer and nearest-neighbour upsampling blocks; each $F_i$
+replicates $c$ spatially, concatenates it to $h_{i-1}$
+(`ganlib.layers.ReplicateConcat`), and applies a joining 3x3 convolution,
+residual blocks and one upsampling block. Every nonlinearity of G is a gated
+linear unit (`ganlib.layers.GLU`). With text, $c = \hat c$ is the conditioning
+augmentation of the sentence embedding $\varphi_t$ (`ConditioningAugmentation`
+with GLU, $N_g = 128$), regularised by its KL divergence; in the unconditional
+setting ($c$ absent) the reference code feeds $z$ itself as $c$ to each $F_i$.
+
+**One discriminator per branch**, $D_i$ judging $s_i$ against the real image
+$x_i$ at that scale, each with its own optimizer. With text each $D_i$ has two
+logits on a shared image code: an *unconditional* one (is this a real image?)
+and a *conditional* one (the code depth-concatenated with $c$ replicated at
+4x4: is it real and does it match the text?). The joint losses (paper, section
+*Joint conditional and unconditional distribution approximation*):
+
+$$L_{D_i} = \underbrace{-\mathbb{E}[\log D_i(x_i)] - \mathbb{E}[\log(1 - D_i(s_i))]}_{\text{unconditional}}
+\;\underbrace{- \mathbb{E}[\log D_i(x_i, c)] - \mathbb{E}[\log(1 - D_i(s_i, c))]}_{\text{conditional}}$$
+
+$$L_{G_i} = -\mathbb{E}[\log D_i(s_i)] - \mathbb{E}[\log D_i(s_i, c)],\qquad L_G = \sum_i L_{G_i}$$
+
+**Colour consistency** (paper, section *Color-consistency regularization*): the
+images of one input at adjacent scales should share colours. Per image, the pixel mean $\mu$ and covariance
+$\Sigma$; $L_{C_i} = \frac1n \sum_j \lambda_1 \lVert \mu_{s_i^j} - \mu_{s_{i-1}^j}\rVert_2^2
++ \lambda_2 \lVert \Sigma_{s_i^j} - \Sigma_{s_{i-1}^j} \rVert_F^2$, $\lambda_1 = 1$,
+$\lambda_2 = 5$, added to $L_{G_i}$ with weight $\alpha$ (50 in the
+unconditional settings; 0 for text-to-image, where the text already ties the
+scales together).
+
+**How the reference code (hanzhanggit/StackGAN-v2, `trainer.py`) differs from the
+printed equations**, followed here so that its weights carry over:
+
+* $D_i$ also sees *wrong pairs* (matching-aware, as in GAN-CLS): a real image
+  with a mismatched condition. The conditional logit must call it fake, the
+  unconditional one real (it is a real image). With unconditional weight
+  $\lambda_u$ (`uncond_weight`, 1 for birds) the reference's D loss is
+
+  $$L_{D_i} = \mathrm{bce}(r_c, 1) + \mathrm{bce}(w_c, 0) + \mathrm{bce}(f_c, 0)
+  + \lambda_u\left[\mathrm{bce}(r_u, 1) + \mathrm{bce}(w_u, 1) + \mathrm{bce}(f_u, 0)\right]$$
+
+  (no 1/2 on the wrong and fake terms), and with $\lambda_u = 0$ the GAN-CLS loss
+  $\mathrm{bce}(r_c, 1) + \frac12[\mathrm{bce}(w_c, 0) + \mathrm{bce}(f_c, 0)]$
+  (`joint_d_loss`). $L_{G_i} = \mathrm{bce}(f_c, 1) + \lambda_u \mathrm{bce}(f_u, 1)$
+  (`joint_g_loss`). The reference's wrong pair is a real image of another class
+  with the right text; the pipeline here gives a caption of another class, so
+  the wrong pair is (real image, wrong text): $w_u$ is then $D_i$'s
+  unconditional logit of the real image again, which weighs real images twice
+  in the unconditional term exactly as the reference does.
+* $D_i$'s condition is the CA mean $\mu(\varphi_t)$ of G's own CA network, held
+  constant in the D update; in the G update the gradient of $L_{G_i}$ reaches
+  the CA network through it.
+* Colour consistency pulls only the larger image: $L_{C_i}$ compares $s_i$ with
+  $s_{i-1}$ held constant, reduced as a mean over the 3 mean and 9 covariance
+  components (`ganlib.losses.color_consistency`), and the generator's total is
+  $\sum_i L_{G_i} + \alpha \sum_{i \ge 1} L_{C_i} + \lambda_{KL} D_{KL}$ with
+  $\lambda_{KL} = 2$ and the KL a mean over batch and dimensions.
+* The reference keeps an exponential moving average of G's weights (decay
+  0.999) for its samples and snapshots: `ema_decay`.
+* In the unconditional setting D has a single logit: $L_{D_i} = \mathrm{bce}(r, 1)
+  + \mathrm{bce}(f, 0)$, $L_{G_i} = \mathrm{bce}(f, 1)$ (the paper's multi-scale losses,
+  without text).
+
+Every $\mathrm{bce}$ is a batch mean of the sigmoid cross-entropy on logits
+(`ganlib.losses.bce`).
+
+Differences from the reference kept on purpose: the text embedding is the shipped
+256-d SynthBirds sentence encoder (the reference feeds 1024-d char-CNN-RNN
+embeddings); Keras' default initialisers (the reference uses orthogonal ones);
+logits with a numerically stable cross-entropy instead of sigmoid + BCELoss.
+BatchNorm keeps PyTorch's momentum (0.1, i.e. Keras' 0.9) and epsilon (1e-5).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from ganlib import losses
+from ganlib.layers import GLU, ConditioningAugmentation, Reparameterize, ReplicateConcat
+from ganlib.models.base import PaperGAN
+
+CONDITIONINGS = ("text", "none")
+
+
+@dataclass
+class Config:
+    """Hyperparameters of StackGAN++.
+
+    `paper()` holds the reference birds settings (hanzhanggit/StackGAN-v2,
+    `cfg/birds_3stages.yml`); `paper(unconditional=True)` its unconditional ones
+    (`cfg/*_3stages_color.yml`: no text, colour loss 50). `fast()` trains on a
+    2-core CPU in a few minutes.
+    """
+
+    image_size: int = 256       # the last branch's size; branch i is image_size / 2**(branches-1-i)
+    branches: int = 3           # cfg.TREE.BRANCH_NUM: 64, 128, 256
+    z_dim: int = 100            # cfg.GAN.Z_DIM
+    embed_dim: int = 256        # sentence embedding size (the shipped encoder's output)
+    ca_dim: int = 128           # N_g, the CA condition size (cfg.GAN.EMBEDDING_DIM)
+    ngf: int = 64               # G width: channels of h_0 (F_0 starts at ngf * base/4 at 4x4)
+    ndf: int = 64               # D width of the first convolution
+    num_residual: int = 2       # residual blocks per F_i (cfg.GAN.R_NUM)
+    batch_size: int = 24
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    kl_weight: float = 2.0      # cfg.TRAIN.COEFF.KL
+    uncond_weight: float = 1.0  # cfg.TRAIN.COEFF.UNCOND_LOSS (lambda_u)
+    color_weight: float = 0.0   # cfg.TRAIN.COEFF.COLOR_LOSS (alpha): 0 for birds, 50 unconditional
+    color_mean: float = 1.0     # lambda_1 of the colour-consistency loss
+    color_cov: float = 5.0      # lambda_2 of the colour-consistency loss
+    conditioning: str = "text"  # "text" or "none" (the unconditional setting)
+    max_words: int = 18
+    ema_decay: float = 0.999    # the reference's averaged G (avg_param_G)
+    steps: int = 221400         # 600 epochs of CUB's 8855 training images at batch 24
+    eval_every: int = 2000
+    sample_every: int = 2000
+    checkpoint_every: int = 2000  # cfg.TRAIN.SNAPSHOT_INTERVAL
+    eval_samples: int = 2000
+    seed: int = 0
+
+    @classmethod
+    def paper(cls, unconditional=False):
+        """The reference settings: birds (3 branches 64/128/256, ngf 64, ndf 64, z 100,
+        CA 128, 2 residual blocks, batch 24, Adam 2e-4 (0.5, 0.999), KL 2,
+        unconditional loss 1, colour loss 0); `unconditional=True`: no text,
+        colour loss 50 (the LSUN / ImageNet configs)."""
+        cfg = cls()
+        return cfg.unconditional() if unconditional else cfg
+
+    @classmethod
+    def fast(cls, unconditional=False):
+        """A classroom preset: two branches (32 and 64 px), narrow nets (ngf = ndf = 16: h_0 has
+        16 channels at 32 px, D starts at 16), z 32, CA 64, lr 5e-4 and an EMA generator
+        (0.995): 2400 steps, measured 6.5 minutes with TensorFlow on 2 (shared) CPU cores."""
+        cfg = cls(image_size=64, branches=2, z_dim=32, ca_dim=64, ngf=16, ndf=16, num_residual=2,
+                  batch_size=24, lr=5e-4, ema_decay=0.995, steps=2400, eval_every=600,
+                  sample_every=300, checkpoint_every=600, eval_samples=500)
+        return cfg.unconditional() if unconditional else cfg
+
+    def unconditional(self):
+        """The same config in the paper's unconditional setting: no text, colour loss 50
+        (`uncond_weight` 0 as in those configs; D has a single, unconditional logit)."""
+        return self.replace(conditioning="none", color_weight=50.0, uncond_weight=0.0)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def branch_sizes(self):
+        """Image sizes of the branches, smallest first, e.g. (64, 128, 256)."""
+        return tuple(self.image_size // 2 ** (self.branches - 1 - i) for i in range(self.branches))
+
+    def validate(self):
+        """Raise ValueError naming the field when the config cannot build a tree."""
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS} for StackGAN++, "
+                             f"got {self.conditioning!r}")
+        if self.branches < 1:
+            raise ValueError(f"branches must be >= 1, got {self.branches}")
+        base = self.image_size / 2 ** (self.branches - 1)
+        n = int(np.log2(base / 4)) if base >= 4 else -1
+        if base != int(base) or base < 16 or 4 * 2 ** n != base:
+            raise ValueError(f"image_size={self.image_size} with branches={self.branches} gives a first "
+                             f"branch of {base:g} px; it must be 4 * 2**k and >= 16 (e.g. image_size 256 "
+                             f"with 3 branches: 64/128/256).")
+        if self.ngf % 2 ** (self.branches - 1):
+            raise ValueError(f"ngf={self.ngf} must be divisible by 2**(branches-1)={2 ** (self.branches - 1)} "
+                             "(each branch halves the width).")
+        return self
+
+
+# --------------------------------------------------------------------------- blocks
+def _bn(name):
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+def glu_conv(x, filters, name):
+    """3x3 convolution to 2*filters, BatchNorm, GLU -> `filters` channels (reference Block3x3_relu)."""
+    x = layers.Conv2D(2 * filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    return GLU(name=f"{name}_glu")(_bn(f"{name}_bn")(x))
+
+
+def up_block(x, filters, name):
+    """x2 nearest-neighbour upsampling then `glu_conv` (reference upBlock)."""
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
+    return glu_conv(x, filters, name)
+
+
+def residual_block(x, name):
+    """x + BN(conv3x3(GLU-conv3x3(x))) (reference ResBlock)."""
+    channels = x.shape[-1]
+    h = glu_conv(x, channels, f"{name}_a")
+    h = _bn(f"{name}_b_bn")(layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(h))
+    return layers.Add(name=f"{name}_add")([x, h])
+
+
+# --------------------------------------------------------------------------- networks
+def build_generator(cfg):
+    """The tree G: inputs `[z, phi_t, eps]` (text) or `[z]` (unconditional);
+    outputs `[s_0, ..., s_{m-1}, mu, logvar]` (text) or `[s_0, ..., s_{m-1}]`."""
+    cfg.validate()
+    sizes = cfg.branch_sizes
+    z = keras.Input((cfg.z_dim,), name="z")
+    if cfg.conditioning == "text":
+        phi = keras.Input((cfg.embed_dim,), name="phi_t")
+        eps = keras.Input((cfg.ca_dim,), name="eps")
+        _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="glu", name="F_ca")(phi, sample=False)
+        c = Reparameterize(name="c_hat")([mu, logvar, eps])
+        inputs = [z, phi, eps]
+        h = layers.Concatenate(name="F0_in")([c, z])
+    else:
+        inputs, c, h = [z], z, z   # the reference feeds z as the condition of every F_i
+    # F_0: FC -> 4x4 -> upsampling to the first branch's size, halving the width each time.
+    ups = int(np.log2(sizes[0] // 4))
+    width = cfg.ngf * 2 ** ups
+    h = layers.Dense(4 * 4 * width * 2, use_bias=False, name="F0_fc")(h)
+    h = GLU(name="F0_glu")(_bn("F0_fc_bn")(h))
+    h = layers.Reshape((4, 4, width), name="F0_reshape")(h)
+    for k in range(ups):
+        width //= 2
+        h = up_block(h, width, f"F0_up{k}")
+    images = []
+    for i in range(cfg.branches):
+        if i > 0:  # F_i(h_{i-1}, c): join c, residual blocks, upsample
+            h = ReplicateConcat(name=f"F{i}_join")([h, c])
+            h = glu_conv(h, width, f"F{i}_joint")
+            for r in range(cfg.num_residual):
+                h = residual_block(h, f"F{i}_res{r}")
+            width //= 2
+            h = up_block(h, width, f"F{i}_up")
+        image = layers.Conv2D(3, 3, padding="same", use_bias=False, name=f"G{i}_conv")(h)
+        images.append(layers.Activation("tanh", name=f"image_{sizes[i]}")(image))
+    outputs = images + ([mu, logvar] if cfg.conditioning == "text" else [])
+    return keras.Model(inputs, outputs, name="G")
+
+
+def _leaky(x, name):
+    return layers.LeakyReLU(0.2, name=name)(x)
+
+
+def build_discriminator(cfg, size):
+    """D_i for `size` x `size` images: strided 4x4 convolutions to a 4x4 code; logits
+    `[conditional, unconditional]` (text: input `[image, c]`) or one logit (unconditional)."""
+    image = keras.Input((size, size, 3), name="image")
+    downs = int(np.log2(size // 4))
+    h = _leaky(layers.Conv2D(cfg.ndf, 4, strides=2, padding="same", use_bias=False, name="down0")(image), "down0_act")
+    width = cfg.ndf
+    for k in range(1, downs):
+        width = cfg.ndf * 2 ** k
+        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"down{k}")(h)
+        h = _leaky(_bn(f"down{k}_bn")(h), f"down{k}_act")
+    k = 0
+    while width > 8 * cfg.ndf:  # 128 px and up: back to 8 ndf with 3x3 blocks (reference D_NET128/256)
+        width //= 2
+        h = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"reduce{k}")(h)
+        h = _leaky(_bn(f"reduce{k}_bn")(h), f"reduce{k}_act")
+        k += 1
+    uncond = layers.Reshape((), name="uncond_logit")(layers.Conv2D(1, 4, strides=4, name="uncond_conv")(h))
+    if cfg.conditioning != "text":
+        return keras.Model(image, uncond, name=f"D_{size}")
+    c = keras.Input((cfg.ca_dim,), name="c")
+    hc = ReplicateConcat(name="join")([h, c])
+    hc = layers.Conv2D(width, 3, padding="same", use_bias=False, name="joint_conv")(hc)
+    hc = _leaky(_bn("joint_bn")(hc), "joint_act")
+    cond = layers.Reshape((), name="cond_logit")(layers.Conv2D(1, 4, strides=4, name="cond_conv")(hc))
+    return keras.Model([image, c], [cond, uncond], name=f"D_{size}")
+
+
+def build_discriminators(cfg):
+    cfg.validate()
+    return [build_discriminator(cfg, s) for s in cfg.branch_sizes]
+
+
+def param_counts(config=None):
+    """Trainable parameters of each network of a config (default `Config.paper()`), building them:
+    `{"G": ..., "F_ca": ..., "D_64": ..., "D_128": ..., "D_256": ...}` ("F_ca" is part of "G").
+
+    Trainable weights only (BatchNorm's moving statistics are not counted), as
+    PyTorch's `parameters()` counts the reference's networks.
+    """
+    cfg = config or Config.paper()
+
+    def trainable(network):
+        return int(sum(np.prod(w.shape) for w in network.trainable_weights))
+
+    g = build_generator(cfg)
+    counts = {"G": trainable(g)}
+    if cfg.conditioning == "text":
+        counts["F_ca"] = trainable(g.get_layer("F_ca"))
+    for d in build_discriminators(cfg):
+        counts[d.name] = trainable(d)
+    return counts
+
+
+# --------------------------------------------------------------------------- losses
+def joint_d_loss(real_cond, real_uncond, wrong_cond, wrong_uncond, fake_cond, fake_uncond, uncond_weight=1.0):
+    r"""A branch discriminator's joint conditional + unconditional loss, as the reference trains it.
+
+    With $\lambda_u > 0$ (the paper's joint loss plus the reference's wrong pairs):
+
+    $$L_D = \mathrm{bce}(r_c, 1) + \mathrm{bce}(w_c, 0) + \mathrm{bce}(f_c, 0)
+    + \lambda_u\left[\mathrm{bce}(r_u, 1) + \mathrm{bce}(w_u, 1) + \mathrm{bce}(f_u, 0)\right]$$
+
+    ($w_u$: the wrong pair's image is real). With $\lambda_u = 0$ the reference
+    falls back to GAN-CLS, $\mathrm{bce}(r_c, 1) + \frac12[\mathrm{bce}(w_c, 0) + \mathrm{bce}(f_c, 0)]$.
+    Each bce is averaged over the batch. Logits in; `uncond_weight` a Python number.
+    """
+    if not uncond_weight:
+        return losses.matching_aware_d_loss(real_cond, wrong_cond, fake_cond)
+    cond = losses.bce(real_cond, 1.0) + losses.bce(wrong_cond, 0.0) + losses.bce(fake_cond, 0.0)
+    uncond = losses.bce(real_uncond, 1.0) + losses.bce(wrong_uncond, 1.0) + losses.bce(fake_uncond, 0.0)
+    return cond + uncond_weight * uncond
+
+
+def joint_g_loss(fake_cond, fake_uncond, uncond_weight=1.0):
+    r"""A branch's generator loss (the paper's joint G loss):
+    $\mathrm{bce}(f_c, 1) + \lambda_u\,\mathrm{bce}(f_u, 1)$."""
+    loss = losses.bce(fake_cond, 1.0)
+    if uncond_weight:
+        loss = loss + uncond_weight * losses.bce(fake_uncond, 1.0)
+    return loss
+
+
+def downsample(images, size):
+    """Area (box-filter) downsampling of `(B, S, S, C)` images to `size`, S a multiple of size.
+
+    The image pyramid of the real images: every branch sees the same crop.
+    """
+    shape = ops.shape(images)
+    factor = int(images.shape[1]) // int(size)
+    if factor == 1:
+        return images
+    x = ops.reshape(images, (shape[0], size, factor, size, factor, shape[-1]))
+    return ops.mean(x, axis=(2, 4))
+
+
+def colour_statistics(images):
+    r"""Per-image pixel mean $\mu$ (B, 3) and biased covariance $\Sigma$ (B, 3, 3) of
+    `(B, H, W, 3)` images: the statistics the colour-consistency loss compares."""
+    return losses._colour_statistics(images)
+
+
+def color_mismatch(branch_images):
+    """Per adjacent pair of branches, the two terms of the colour-consistency loss (numpy).
+
+    Args:
+        branch_images: list of `(B, H_i, W_i, 3)` images of the same inputs, smallest first.
+
+    Returns:
+        list of dicts `{"sizes", "mean", "cov"}`: `mean` = mean over images and
+        components of (mu_i - mu_{i-1})**2, `cov` the same for the covariances.
+    """
+    out = []
+    for lo, hi in zip(branch_images[:-1], branch_images[1:]):
+        mu_lo, cov_lo = colour_statistics(ops.convert_to_tensor(np.asarray(lo, "float32")))
+        mu_hi, cov_hi = colour_statistics(ops.convert_to_tensor(np.asarray(hi, "float32")))
+        out.append({"sizes": (int(np.shape(lo)[1]), int(np.shape(hi)[1])),
+                    "mean": float(np.mean((ops.convert_to_numpy(mu_hi) - ops.convert_to_numpy(mu_lo)) ** 2)),
+                    "cov": float(np.mean((ops.convert_to_numpy(cov_hi) - ops.convert_to_numpy(cov_lo)) ** 2))})
+    return out
+
+
+# --------------------------------------------------------------------------- the model
+@keras.saving.register_keras_serializable("ganlib")
+class StackGANpp(PaperGAN):
+    """StackGAN++: a tree generator with one discriminator per branch (Zhang et al. 2018).
+
+    Args:
+        config: a `Config` (default `Config.paper()`); `conditioning="none"` is the
+            unconditional setting (no text).
+        d_loss_fn: `(real_cond, real_uncond, wrong_cond, wrong_uncond, fake_cond,
+            fake_uncond, uncond_weight) -> scalar`, each branch's D loss (default
+            `joint_d_loss`); lesson 03 plugs the student's function in here.
+        g_loss_fn: `(fake_cond, fake_uncond, uncond_weight) -> scalar`, each
+            branch's G loss (default `joint_g_loss`).
+        color_fn: `(x_i, x_{i-1}, lambda_mean, lambda_cov) -> scalar` (default
+            `ganlib.losses.color_consistency`), added to G's loss with weight
+            `config.color_weight`; `x_{i-1}` is held constant.
+        pyramid_fn: `(images, size) -> images`, the real images of the smaller
+            branches from the batch's `image` (default `downsample`, area). A
+            batch key `image_<size>` (`pipeline(pyramid=...)`) is used instead
+            when present.
+
+    Batches hold `image` at `config.image_size` (the last branch), `tokens` and
+    `wrong_tokens`. `generator` (outputs every branch, then mu and logvar) and
+    `discriminators` (one per branch, smallest first) are Keras models.
+    """
+
+    config_class = Config
+
+    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, color_fn=None, pyramid_fn=None, **kwargs):
+        cfg = self.resolve_config(config).validate()
+        keras.utils.set_random_seed(cfg.seed)
+        super().__init__(cfg, build_generator(cfg), build_discriminators(cfg),
+                         text=cfg.conditioning == "text", **kwargs)
+        self.d_loss_fn = d_loss_fn or joint_d_loss
+        self.g_loss_fn = g_loss_fn or joint_g_loss
+        self.color_fn = color_fn or losses.color_consistency
+        self.pyramid_fn = pyramid_fn or downsample
+
+    @property
+    def branch_sizes(self):
+        return self.config.branch_sizes
+
+    @property
+    def conditional(self):
+        return self.config.conditioning == "text"
+
+    # ------------------------------------------------------------ training
+    def real_images(self, batch):
+        """The real image of every branch, smallest first: the batch's `image_<s>`
+        when present, else `pyramid_fn(image, s)` (the same crop at every scale)."""
+        x = ops.convert_to_tensor(batch["image"], "float32")
+        out = []
+        for s in self.branch_sizes:
+            key = f"image_{s}"
+            if s == self.config.image_size:
+                out.append(x)
+            elif key in batch:
+                out.append(ops.convert_to_tensor(batch[key], "float32"))
+            else:
+                out.append(self.pyramid_fn(x, s))
+        return out
+
+    def sample_noise(self, batch):
+        n = ops.shape(batch["image"])[0]
+        noise = {"z": keras.random.normal((n, self.config.z_dim), seed=self.noise_seed)}
+        if self.conditional:
+            noise["eps"] = keras.random.normal((n, self.config.ca_dim), seed=self.noise_seed)
+        return noise
+
+    def generator_outputs(self, batch, noise, training=False):
+        m = self.config.branches
+        if not self.conditional:
+            images = self.generator([noise["z"]], training=training)
+            images = images if isinstance(images, (list, tuple)) else [images]
+            return {f"fake_{i}": images[i] for i in range(m)}
+        e = self.embed(batch["tokens"])
+        outs = self.generator([noise["z"], e, noise["eps"]], training=training)
+        fakes = {f"fake_{i}": outs[i] for i in range(m)}
+        fakes["mu"], fakes["logvar"] = outs[m], outs[m + 1]
+        # D's condition for the wrong pairs: the CA mean of the mismatched caption.
+        _, fakes["mu_wrong"], _ = self.generator.get_layer("F_ca")(self.embed(batch["wrong_tokens"]), sample=False)
+        return fakes
+
+    def _color_term(self, fakes):
+        """sum_{i>=1} color_fn(s_i, stop_gradient(s_{i-1})), the lower branch held constant."""
+        cfg, total = self.config, 0.0
+        for i in range(1, cfg.branches):
+            total = total + self.color_fn(fakes[f"fake_{i}"], ops.stop_gradient(fakes[f"fake_{i - 1}"]),
+                                          cfg.color_mean, cfg.color_cov)
+        return total
+
+    def discriminator_loss(self, batch, fakes, training=True):
+        cfg, total, logs = self.config, 0.0, {}
+        for i, (D, x) in enumerate(zip(self.discriminators, self.real_images(batch))):
+            s = fakes[f"fake_{i}"]
+            if not self.conditional:
+                r, f = D(x, training=training), D(s, training=training)
+                loss = losses.bce(r, 1.0) + losses.bce(f, 0.0)
+                logs.update({"d_real": ops.mean(ops.sigmoid(r)), "d_fake": ops.mean(ops.sigmoid(f))})
+            else:
+                rc, ru = D([x, fakes["mu"]], training=training)
+                wc, wu = D([x, fakes["mu_wrong"]], training=training)
+                fc, fu = D([s, fakes["mu"]], training=training)
+                loss = self.d_loss_fn(rc, ru, wc, wu, fc, fu, cfg.uncond_weight)
+                logs.update({"d_real": ops.mean(ops.sigmoid(rc)), "d_wrong": ops.mean(ops.sigmoid(wc)),
+                             "d_fake": ops.mean(ops.sigmoid(fc))})
+            logs[f"d_loss_{self.branch_sizes[i]}"] = loss
+            total = total + loss
+        return total, logs  # d_real/d_wrong/d_fake: of the last (largest) branch
+
+    def generator_loss(self, batch, fakes, training=True):
+        cfg, total = self.config, 0.0
+        for i, D in enumerate(self.discriminators):
+            s = fakes[f"fake_{i}"]
+            if self.conditional:
+                fc, fu = D([s, fakes["mu"]], training=training)
+                total = total + self.g_loss_fn(fc, fu, cfg.uncond_weight)
+            else:
+                total = total + losses.generator_loss(D(s, training=training))
+        logs = {}
+        if cfg.branches > 1:
+            color = self._color_term(fakes)
+            logs["color"] = ops.stop_gradient(color)
+            if cfg.color_weight:
+                total = total + cfg.color_weight * color
+        if self.conditional:
+            kl = losses.kl_divergence(fakes["mu"], fakes["logvar"])
+            logs["kl"] = kl
+            if cfg.kl_weight:
+                total = total + cfg.kl_weight * kl
+        return total, logs
+
+    # ------------------------------------------------------------ inference
+    def _draw(self, n, z=None, seed=0):
+        z = self.noise(n, z, seed)
+        eps = np.random.default_rng([seed, 1]).standard_normal((n, self.config.ca_dim)).astype("float32")
+        return z, eps
+
+    def generate_branches_from_embeddings(self, embeddings=None, z=None, seed=0, n=None):
+        """Every branch's images (list, smallest first, numpy in [-1, 1]).
+
+        Text: one image per row of `embeddings` (B, embed_dim); unconditional:
+        `n` images (or one per row of `z`).
+        """
+        G = self.inference_generator()
+        if self.conditional:
+            embeddings = self.check_embeddings(embeddings)
+            z, eps = self._draw(len(embeddings), z, seed)
+            outs = G([z, embeddings, eps], training=False)[: self.config.branches]
+        else:
+            n = len(z) if z is not None and n is None else n
+            if n is None:
+                raise ValueError("n: the number of images to generate (the model is unconditional).")
+            z, _ = self._draw(int(n), z, seed)
+            outs = G([z], training=False)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return [np.asarray(ops.convert_to_numpy(o), "float32") for o in outs]
+
+    def generate_from_embeddings(self, embeddings, z=None, seed=0):
+        """The last branch's images in [-1, 1] (numpy) for sentence embeddings."""
+        return self.generate_branches_from_embeddings(embeddings, z=z, seed=seed)[-1]
+
+    def generate_branches(self, captions, seed=0, z=None):
+        """Every branch's images for captions (list, smallest first).
+
+        Unconditional models take a list of captions only for its length (or an int).
+        """
+        if isinstance(captions, str):
+            captions = [captions]
+        if not self.conditional:
+            n = captions if isinstance(captions, (int, np.integer)) else len(captions)
+            return self.generate_branches_from_embeddings(None, z=z, seed=seed, n=n)
+        return self.generate_branches_from_embeddings(self.encode_text(captions), z=z, seed=seed)
+
+    def generate(self, captions, seed=0, z=None):
+        """The last branch's images in [-1, 1], numpy (B, image_size, image_size, 3),
+        one per caption (unconditional: one per caption, the text ignored)."""
+        return self.generate_branches(captions, seed=seed, z=z)[-1]
+
+
+def build(config=None, conditioning=None):
+    """The model `ganlib train stackganpp` trains (`conditioning="none"`: unconditional)."""
+    cfg = config or Config.fast()
+    if conditioning == "none" and cfg.conditioning != "none":
+        cfg = cfg.unconditional()
+    elif conditioning:
+        cfg = cfg.replace(conditioning=conditioning)
+    return StackGANpp(cfg)

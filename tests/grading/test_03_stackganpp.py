@@ -1,0 +1,204 @@
+"""Graded tests of lesson 03 (StackGAN++): 16 points.
+
+Every test compares the exercise's values with an independent numpy reference
+written here, in float64. Run against the solutions (default) or a submission:
+
+    pytest tests/grading/test_03_stackganpp.py
+    GANLIB_SUBMISSION=lessons/03_stackganpp/exercises.py pytest tests/grading/test_03_stackganpp.py
+    ganlib grade 03
+"""
+
+import numpy as np
+import pytest
+
+from ganlib.grading import check_close, to_numpy
+
+
+# ---------------------------------------------------------------------------
+# numpy references
+# ---------------------------------------------------------------------------
+
+def bce_ref(x, z):
+    """Batch mean of -z log sigma(x) - (1 - z) log(1 - sigma(x))."""
+    x = np.asarray(x, np.float64)
+    return float(np.mean(z * np.logaddexp(0.0, -x) + (1.0 - z) * np.logaddexp(0.0, x)))
+
+
+def stats_ref(images):
+    x = np.asarray(images, np.float64).reshape(len(images), -1, 3)
+    mu = x.mean(axis=1)
+    centred = x - mu[:, None, :]
+    return mu, np.einsum("bni,bnj->bij", centred, centred) / x.shape[1]
+
+
+def colour_ref(a, b, lambda_mean=1.0, lambda_cov=5.0):
+    (mu_a, s_a), (mu_b, s_b) = stats_ref(a), stats_ref(b)
+    return lambda_mean * np.mean((mu_a - mu_b) ** 2) + lambda_cov * np.mean((s_a - s_b) ** 2)
+
+
+def d_ref(rc, ru, wc, wu, fc, fu, w):
+    if w == 0:
+        return bce_ref(rc, 1) + 0.5 * (bce_ref(wc, 0) + bce_ref(fc, 0))
+    return (bce_ref(rc, 1) + bce_ref(wc, 0) + bce_ref(fc, 0)
+            + w * (bce_ref(ru, 1) + bce_ref(wu, 1) + bce_ref(fu, 0)))
+
+
+def check_float32(value, name):
+    got = to_numpy(value)
+    if got.dtype != np.float32:
+        raise AssertionError(f"{name} returned dtype {got.dtype}, expected float32 (convert "
+                             "the inputs with ops.convert_to_tensor(x, 'float32'))")
+
+
+def images(*shape, seed=0):
+    """Images in [-1, 1] with per-image colour casts (so means and covariances differ)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, shape) * rng.uniform(0.2, 1.0, (shape[0], 1, 1, 3)) \
+        + rng.uniform(-0.3, 0.3, (shape[0], 1, 1, 3))
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def logits(n, seed):
+    return (np.random.default_rng(seed).normal(size=n) * 3.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# 1. colour_statistics (3 points)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(1)
+def test_colour_statistics_mean(exercises):
+    x = images(3, 4, 6, 3, seed=1)  # H != W
+    mu, sigma = exercises.colour_statistics(x)
+    check_close(mu, stats_ref(x)[0], "colour_statistics(images)[0], the per-image mean mu "
+                "(expected (B, 3): the mean over the H*W pixels of each image)", atol=1e-5)
+    check_float32(mu, "colour_statistics (mu)")
+
+
+@pytest.mark.points(2)
+def test_colour_statistics_covariance(exercises):
+    x = images(3, 4, 6, 3, seed=2)
+    _, sigma = exercises.colour_statistics(x)
+    check_close(sigma, stats_ref(x)[1], "colour_statistics(images)[1], the per-image covariance "
+                "Sigma (expected (B, 3, 3), biased: divided by N = H*W, not N - 1)", atol=1e-5)
+    check_float32(sigma, "colour_statistics (sigma)")
+    # A flat-colour image has zero covariance; a known two-pixel image has a known one.
+    pair = np.array([[[[1.0, 0.0, 0.0], [-1.0, 0.0, 0.5]]]], np.float32)  # (1, 1, 2, 3)
+    expected = np.array([[[1.0, 0.0, -0.25], [0.0, 0.0, 0.0], [-0.25, 0.0, 0.0625]]])
+    check_close(exercises.colour_statistics(pair)[1], expected,
+                "colour_statistics on the two pixels (1, 0, 0) and (-1, 0, 0.5)", atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# 2. color_consistency (3 points)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(2)
+def test_color_consistency_values(exercises):
+    a, b = images(4, 16, 16, 3, seed=3), images(4, 8, 8, 3, seed=4)  # two resolutions
+    out = exercises.color_consistency(a, b)
+    check_close(out, colour_ref(a, b), "color_consistency(x_a, x_b) on (4, 16, 16, 3) and "
+                "(4, 8, 8, 3) images (expected a scalar: lambda_1 * mean of (mu_a - mu_b)^2 + "
+                "lambda_2 * mean of (Sigma_a - Sigma_b)^2, lambda_1 = 1, lambda_2 = 5)", atol=1e-5)
+    check_float32(out, "color_consistency")
+    check_close(exercises.color_consistency(a, a), 0.0,
+                "color_consistency(x, x) (the same images: expected 0)", atol=1e-7)
+
+
+@pytest.mark.points(1)
+def test_color_consistency_weights_and_mean_reduction(exercises):
+    a, b = images(4, 8, 8, 3, seed=5), images(4, 8, 8, 3, seed=6)
+    check_close(exercises.color_consistency(a, b, lambda_mean=1.0, lambda_cov=0.0),
+                colour_ref(a, b, 1.0, 0.0), "color_consistency with lambda_cov=0 (only the mean "
+                "term: a MEAN over the batch and the 3 components, not a sum)", atol=1e-6)
+    check_close(exercises.color_consistency(a, b, lambda_mean=0.0, lambda_cov=2.0),
+                colour_ref(a, b, 0.0, 2.0), "color_consistency with lambda_mean=0, lambda_cov=2 "
+                "(only the covariance term: a MEAN over the batch and the 9 entries)", atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# 3. joint_d_loss (5 points)
+# ---------------------------------------------------------------------------
+
+SIX = ("real_cond", "real_uncond", "wrong_cond", "wrong_uncond", "fake_cond", "fake_uncond")
+
+
+@pytest.mark.points(2)
+def test_joint_d_loss_values(exercises):
+    six = [logits(6, seed) for seed in range(10, 16)]
+    out = exercises.joint_d_loss(*six, uncond_weight=1.0)
+    check_close(out, d_ref(*six, 1.0), "joint_d_loss(...) with uncond_weight=1 on (6,) logits "
+                "(expected bce(r_c,1) + bce(w_c,0) + bce(f_c,0) + bce(r_u,1) + bce(w_u,1) + "
+                "bce(f_u,0), each a batch mean)", atol=1e-5)
+    check_float32(out, "joint_d_loss")
+    check_close(exercises.joint_d_loss(*six, uncond_weight=0.5), d_ref(*six, 0.5),
+                "joint_d_loss(...) with uncond_weight=0.5 (the unconditional terms are scaled "
+                "by lambda_u)", atol=1e-5)
+
+
+@pytest.mark.points(2)
+def test_joint_d_loss_targets_of_each_term(exercises):
+    x = logits(5, 20)
+    sure = {1: np.full(5, 100.0, np.float32), 0: np.full(5, -100.0, np.float32)}  # bce ~ 0
+    targets = dict(zip(SIX, (1, 1, 0, 1, 0, 0)))
+    for name in SIX:
+        args = [x if other == name else sure[targets[other]] for other in SIX]
+        target = targets[name]
+        check_close(exercises.joint_d_loss(*args, uncond_weight=1.0), bce_ref(x, target),
+                    f"joint_d_loss with only {name} not yet classified (expected "
+                    f"mean bce({name}, {target}), weight 1"
+                    + ("; the wrong pair's IMAGE is real, so its unconditional target is 1"
+                       if name == "wrong_uncond" else "") + ")", atol=1e-4)
+
+
+@pytest.mark.points(1)
+def test_joint_d_loss_without_the_unconditional_term_is_gan_cls(exercises):
+    six = [logits(4, seed) for seed in range(30, 36)]
+    check_close(exercises.joint_d_loss(*six, uncond_weight=0.0), d_ref(*six, 0.0),
+                "joint_d_loss with uncond_weight=0 (the reference falls back to GAN-CLS: "
+                "bce(r_c,1) + (bce(w_c,0) + bce(f_c,0)) / 2)", atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# 4. joint_g_loss (2 points)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(2)
+def test_joint_g_loss(exercises):
+    fc, fu = logits(7, 40), logits(7, 41)
+    out = exercises.joint_g_loss(fc, fu, uncond_weight=1.0)
+    check_close(out, bce_ref(fc, 1) + bce_ref(fu, 1), "joint_g_loss(fake_cond, fake_uncond, 1.0) "
+                "(expected mean bce(f_c, 1) + mean bce(f_u, 1))", atol=1e-5)
+    check_float32(out, "joint_g_loss")
+    check_close(exercises.joint_g_loss(fc, fu, uncond_weight=0.25), bce_ref(fc, 1) + 0.25 * bce_ref(fu, 1),
+                "joint_g_loss with uncond_weight=0.25", atol=1e-5)
+    check_close(exercises.joint_g_loss(np.array([-100.0, 100.0], np.float32), np.full(2, 100.0, np.float32),
+                                       uncond_weight=1.0), 50.0,
+                "joint_g_loss with fake_cond [-100, 100] and fake_uncond 100 (expected (100 + 0) / 2)",
+                atol=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# 5. downsample (3 points)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.points(2)
+def test_downsample_is_the_block_mean(exercises):
+    x = images(2, 8, 8, 3, seed=50)
+    out = exercises.downsample(x, 2)
+    expected = x.astype(np.float64).reshape(2, 2, 4, 2, 4, 3).mean(axis=(2, 4))
+    check_close(out, expected, "downsample(images (2, 8, 8, 3), 2) (expected each output pixel "
+                "to be the mean of a 4x4 block)", atol=1e-6)
+    check_float32(out, "downsample")
+    check_close(exercises.downsample(x, 4), x.astype(np.float64).reshape(2, 4, 2, 4, 2, 3).mean(axis=(2, 4)),
+                "downsample(images (2, 8, 8, 3), 4) (2x2 blocks)", atol=1e-6)
+
+
+@pytest.mark.points(1)
+def test_downsample_keeps_the_colour_mean_and_the_same_size(exercises):
+    x = images(3, 16, 16, 3, seed=51)
+    check_close(exercises.downsample(x, 16), x, "downsample to the same size (expected the "
+                "images unchanged)", atol=0)
+    mu_small = stats_ref(to_numpy(exercises.downsample(x, 4)))[0]
+    check_close(mu_small, stats_ref(x)[0], "the colour mean of downsample(x, 4) (an area average "
+                "keeps each image's mean colour)", atol=1e-5)
