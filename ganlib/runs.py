@@ -101,6 +101,8 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
     """
     from ganlib import metrics
 
+    if model.config.conditioning == "class":
+        raise ValueError("evaluate_model needs a text-conditional model (it generates from captions).")
     if getattr(dataset, "name", "synthbirds") != "synthbirds":
         return _evaluate_model_inception(model, dataset, n, seed, batch_size, statistics_path)
     size = model.config.image_size
@@ -109,19 +111,20 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
         real, captions = _real_images_and_captions(dataset, n, size, seed)
         _REAL_STATS[key] = (metrics.real_statistics(real), captions)
     stats, captions = _REAL_STATS[key]
-    if model.config.conditioning == "class":
-        raise ValueError("evaluate_model needs a text-conditional model (caption consistency).")
-    fakes = np.concatenate([model.generate(captions[i:i + batch_size], seed=seed + i)
-                            for i in range(0, len(captions), batch_size)])
+    fakes = _generate_for(model, captions, seed, batch_size)
     return {k: float(v) for k, v in metrics.evaluate_images(fakes, captions, stats).items()}
+
+
+def _generate_for(model, captions, seed, batch_size):
+    """One generated image per caption, in batches; batch k drawn from seed + k * batch_size."""
+    return np.concatenate([model.generate(captions[i:i + batch_size], seed=seed + i)
+                           for i in range(0, len(captions), batch_size)])
 
 
 def _evaluate_model_inception(model, dataset, n, seed, batch_size, statistics_path):
     """Real data: FID and Inception Score (10 splits) with InceptionV3, as the papers report."""
     from ganlib import metrics
 
-    if model.config.conditioning == "class":
-        raise ValueError("evaluate_model needs a text-conditional model (it generates from captions).")
     network = metrics.default_inception()   # InceptionWeightsUnavailable offline, before any work
     size = model.config.image_size
     key = ("inception", id(dataset), n, size, seed)
@@ -137,8 +140,7 @@ def _evaluate_model_inception(model, dataset, n, seed, batch_size, statistics_pa
                 metrics.save_statistics(statistics_path, *stats, **meta)
         _REAL_STATS[key] = (stats, captions)
     stats, captions = _REAL_STATS[key]
-    fakes = np.concatenate([model.generate(captions[i:i + batch_size], seed=seed + i)
-                            for i in range(0, len(captions), batch_size)])
+    fakes = _generate_for(model, captions, seed, batch_size)
     return {k: float(v) for k, v in metrics.inception_metrics(fakes, stats, network=network).items()}
 
 
