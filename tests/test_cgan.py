@@ -14,7 +14,7 @@ from ganlib.models import cgan
 from ganlib.training import enable_determinism
 
 TINY = cgan.Config.fast().replace(image_size=16, z_dim=16, proj_dim=32, ngf=16, ndf=16, batch_size=32,
-                                  lr=1e-3, eval_samples=100, ema_decay=0.0)
+                                  lr=1e-3, lr_decay_every=0, eval_samples=100, ema_decay=0.0)
 
 
 @pytest.fixture(scope="module")
