@@ -81,7 +81,8 @@ class Config:
     def fast(cls):
         """A classroom preset: 32x32 birds, G and D of width 64, batch 32, a higher
         learning rate halved every 1200 steps and an EMA generator (which steadies the
-        samples of a short run); 3600 steps, ~6 min on 2 idle CPU cores.
+        samples of a short run); 3600 steps, ~6 min on 2 idle CPU cores with TensorFlow
+        (~2.6x the step time on PyTorch, ~5x on JAX, whose CPU convolutions are slower).
 
         The discriminator's width matters most for caption consistency: with ndf 32 it
         stalls at ~2.7x chance, because D can reject most mismatched captions by the
