@@ -5,6 +5,7 @@ TensorFlow, JAX and PyTorch.
 """
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 
@@ -177,3 +178,82 @@ class Reparameterize(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
+
+
+# _PHASE_TAPS[a, d, t] = 1: output row 2m + a takes kernel row t from input row m + a + d - 1
+# (the transposed convolution out[2m + a] = sum_t x[(2m + a + 1 - t) / 2] K[t], 'same' padding).
+_PHASE_TAPS = np.zeros((2, 2, 4), "float32")
+_PHASE_TAPS[0, 0, 3] = _PHASE_TAPS[0, 1, 1] = 1.0
+_PHASE_TAPS[1, 0, 2] = _PHASE_TAPS[1, 1, 0] = 1.0
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class UpConv(layers.Layer):
+    r"""DCGAN's up-sampling step: a 4x4 transposed convolution of stride 2, 'same' padding.
+
+    The same function, kernel layout `(4, 4, filters, in)`, initialisation and
+    saved weights as `keras.layers.Conv2DTranspose(filters, 4, strides=2,
+    padding="same")` (Radford et al.; Reed et al.'s G), computed one of two ways:
+
+    * `"transpose"`: the backend's transposed convolution;
+    * `"phases"`: each output pixel $(2m + a, 2n + b)$ is a 2x2 convolution of the
+      input around $(m, n)$ with four of the 16 kernel taps,
+      $y[2m + a] = \sum_{d} x[m + a + d - 1]\, K[t_a(d)]$, $t_0 = (3, 1)$, $t_1 = (2, 0)$,
+      so one ordinary 2x2 convolution with `4 * filters` outputs, interleaved
+      (depth-to-space), gives all four phases.
+
+    Both give the same numbers within float round-off (tests/test_shared_layers.py).
+    `mode="auto"` asks `ganlib.training.upconv_mode()`: XLA's CPU transposed
+    convolution (JAX) runs ~9x slower than its ordinary one, the other backends'
+    are faster than the phases (`tests/benchmarks/upconv.py`).
+
+    Input shape:
+        `(B, H, W, C)`.
+
+    Output shape:
+        `(B, 2H, 2W, filters)`.
+    """
+
+    def __init__(self, filters, activation=None, use_bias=True, mode="auto", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("auto", "transpose", "phases"):
+            raise ValueError(f"mode must be 'auto', 'transpose' or 'phases', got {mode!r}")
+        self.filters = int(filters)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.mode = mode
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(4, 4, self.filters, input_shape[-1]),
+                                      initializer="glorot_uniform", name="kernel")
+        self.bias = (self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
+                     if self.use_bias else None)
+
+    def call(self, x):
+        mode = self.mode
+        if mode == "auto":
+            from ganlib.training import upconv_mode
+            mode = upconv_mode()
+        y = (ops.conv_transpose(x, self.kernel, strides=2, padding="same") if mode == "transpose"
+             else self._by_phases(x))
+        if self.bias is not None:
+            y = ops.add(y, self.bias)
+        return self.activation(y)
+
+    def _by_phases(self, x):
+        taps = ops.convert_to_tensor(_PHASE_TAPS, dtype=self.compute_dtype)
+        kernel = ops.einsum("ayp,bxq,pqoi->yxiabo", taps, taps, self.kernel)
+        f, (h, w) = self.filters, ops.shape(x)[1:3]
+        y = ops.conv(ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))),
+                     ops.reshape(kernel, (2, 2, -1, 4 * f)), padding="valid")  # (B, H+1, W+1, 4f)
+        rows = [ops.stack([y[:, a:a + h, b:b + w, (2 * a + b) * f:(2 * a + b + 1) * f]
+                           for b in range(2)], axis=3) for a in range(2)]     # (B, H, W, 2, f)
+        return ops.reshape(ops.stack(rows, axis=2), (-1, 2 * h, 2 * w, f))
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = input_shape
+        return (b, None if h is None else 2 * h, None if w is None else 2 * w, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "use_bias": self.use_bias,
+                "activation": keras.activations.serialize(self.activation), "mode": self.mode}

@@ -207,8 +207,10 @@ def train(name="cgan", preset="fast", data="synthbirds", root=None, steps=None, 
         raise ValueError(f"--conditioning class needs class ids, and the {data!r} dataset has none "
                          f"(every class_id is -1); train the text-conditional model instead.")
     tokenizer = getattr(model, "tokenizer", None)
+    captions = min(getattr(cfg, "captions_per_embedding", 1), train_set.captions_per_image)
     pipeline = train_set.pipeline(batch_size=cfg.batch_size, image_size=cfg.image_size,
-                                  tokenizer=tokenizer, max_words=cfg.max_words, seed=cfg.seed + cb.global_step(model))
+                                  tokenizer=tokenizer, max_words=cfg.max_words,
+                                  seed=cfg.seed + cb.global_step(model), captions=captions)
     done = cb.global_step(model)
     remaining = cfg.steps - done
     if remaining <= 0:

@@ -58,12 +58,24 @@ def test_presets_hold_the_papers_settings():
     paper = cgan.Config.paper()
     assert (paper.image_size, paper.z_dim, paper.proj_dim, paper.ngf, paper.ndf, paper.batch_size) == \
         (64, 100, 128, 128, 64, 64)
-    assert (paper.lr, paper.beta1, paper.int_beta) == (2e-4, 0.5, 0.5)
+    assert (paper.lr, paper.beta1, paper.int_beta, paper.captions_per_embedding) == (2e-4, 0.5, 0.5, 4)
     model = cgan.GANINTCLS(paper)
     assert model.generator.output_shape == (None, 64, 64, 3)
     assert model.discriminator.output_shape == (None,)
     with pytest.raises(ValueError, match="image_size"):
         cgan.GANINTCLS(TINY.replace(image_size=48))
+
+
+def test_several_captions_give_their_mean_embedding():
+    """Tokens (B, k, words) -> sqrt(d) * normalize(mean of the k caption embeddings)."""
+    model = cgan.GANINTCLS(TINY)
+    captions = ["this bird has a red crown and blue wings", "a bird with a yellow belly and a grey tail",
+                "the bird has a black beak", "a small bird with white wings"]
+    single = model.encode_text(captions)
+    mean = single.reshape(2, 2, -1).mean(axis=1)
+    expected = mean / np.linalg.norm(mean, axis=1, keepdims=True) * np.sqrt(TINY.embed_dim)
+    tokens = model.tokenizer.encode_checked(captions).reshape(2, 2, -1)
+    np.testing.assert_allclose(ops.convert_to_numpy(model.embed(tokens)), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_discriminator_sees_the_text():

@@ -139,7 +139,8 @@ def test_short_caption_file_is_named(broken_root, content, message):
     ({"image_size": 30}, "image_size"), ({"image_size": 0}, "image_size"),
     ({"image_size": -8}, "image_size"), ({"batch_size": 0}, "batch_size"),
     ({"batch_size": -1}, "batch_size"), ({"batch_size": 1000}, "batch_size"),
-    ({"wrong": "both"}, "wrong"), ({"max_words": 0}, "max_words")])
+    ({"wrong": "both"}, "wrong"), ({"max_words": 0}, "max_words"),
+    ({"captions": 0}, "captions"), ({"captions": 11}, "captions"), ({"captions": 2.0}, "captions")])
 def test_bad_pipeline_arguments(train, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         train.pipeline(**{"batch_size": 8, **kwargs})
@@ -177,6 +178,18 @@ def test_batch_values(train):
         attrs, wrong_attrs = train.attributes[idx[row]], train.attributes[widx[row]]
         assert all(attrs[p] == c for p, c in synthbirds.parse_caption(text).items())
         assert wrong_attrs["species"] != attrs["species"]
+
+
+def test_several_captions_per_example(train):
+    """captions=4: four distinct captions of the item (and of the wrong item)."""
+    tok = Tokenizer.default(max_words=18)
+    (batch,) = _batches(train, 1, batch_size=8, image_size=32, with_index=True, captions=4)
+    assert batch["tokens"].shape == batch["wrong_tokens"].shape == (8, 4, 18)
+    for key, items in (("tokens", batch["index"]), ("wrong_tokens", batch["wrong_index"])):
+        for row in range(8):
+            texts = tok.decode(batch[key][row])
+            assert len(set(texts)) == 4
+            assert set(texts) <= {c.replace(",", "") for c in train.captions[items[row]]}
 
 
 def test_images_are_the_dataset_images(train):

@@ -136,3 +136,57 @@ def test_color_consistency_known_answers():
     c2 = np.zeros((2, 8, 8, 3), "float32") + np.array([0.5, -0.5, 0.1], "float32")
     expected = np.mean((np.array([0.5, 0.5, 0.5]) - np.array([0.5, -0.5, 0.1])) ** 2)
     np.testing.assert_allclose(float(losses.color_consistency(c1, c2)), expected, rtol=1e-6)
+
+
+def _numpy_transposed_conv(x, kernel, bias):
+    """The definition: every input pixel scatters its 4x4 stamp, stride 2, 'same' (1-pixel crop)."""
+    b, h, w, _ = x.shape
+    out = np.zeros((b, 2 * h + 2, 2 * w + 2, kernel.shape[2]))
+    for i in range(h):
+        for j in range(w):
+            out[:, 2 * i:2 * i + 4, 2 * j:2 * j + 4] += np.einsum("bc,yxoc->byxo", x[:, i, j], kernel)
+    return out[:, 1:-1, 1:-1] + bias
+
+
+@pytest.mark.parametrize("mode", ["transpose", "phases", "auto"])
+def test_upconv_is_the_transposed_convolution(mode):
+    from ganlib.layers import UpConv
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5, 4)).astype("float32")
+    layer = UpConv(6, mode=mode)
+    layer.build(x.shape)
+    kernel = rng.standard_normal((4, 4, 6, 4)).astype("float32")
+    bias = rng.standard_normal(6).astype("float32")
+    layer.set_weights([kernel, bias])
+    out = ops.convert_to_numpy(layer(x))
+    np.testing.assert_allclose(out, _numpy_transposed_conv(x, kernel, bias), rtol=1e-4, atol=1e-4)
+    keras_layer = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same")
+    keras_layer.build(x.shape)
+    keras_layer.set_weights([kernel, bias])
+    np.testing.assert_allclose(out, ops.convert_to_numpy(keras_layer(x)), rtol=1e-4, atol=1e-4)
+    assert layer.compute_output_shape((None, 3, 5, 4)) == (None, 6, 10, 6)
+
+
+def test_upconv_modes_have_the_same_gradients_and_serialise():
+    from ganlib.layers import UpConv
+
+    x = keras.Input((4, 4, 3))
+    model = keras.Model(x, UpConv(2, activation="tanh", use_bias=False, mode="transpose")(x))
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    assert clone.layers[-1].get_config()["activation"] == "tanh"
+    assert clone.layers[-1].bias is None
+    clone.layers[-1].mode = "phases"
+    data = np.random.default_rng(1).standard_normal((3, 4, 4, 3)).astype("float32")
+    target = np.random.default_rng(2).uniform(-1, 1, (3, 8, 8, 2)).astype("float32")
+    grads = []
+    for m in (model, clone):
+        m.compile(keras.optimizers.SGD(1.0), "mse")
+        before = m.get_weights()[0]
+        m.train_on_batch(data, target)
+        grads.append(before - m.get_weights()[0])  # one SGD step of lr 1: the gradient
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert np.abs(grads[0]).max() > 1e-4
+    with pytest.raises(ValueError, match="mode"):
+        UpConv(2, mode="fast")

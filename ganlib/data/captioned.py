@@ -536,7 +536,8 @@ class CaptionedDataset:
     def pipeline(self, batch_size: int = 64, image_size: int | None = None, tokenizer=None,
                  max_words: int = 18, wrong: str | None = "caption", shuffle: bool = True,
                  seed: int = 0, repeat: bool = True, cache: bool = True,
-                 augment: bool = True, with_index: bool = False, pyramid=()):
+                 augment: bool = True, with_index: bool = False, pyramid=(),
+                 captions: int = 1):
         """The batched training pipeline.
 
         Per example and epoch: one of its captions at random; a mismatched
@@ -574,6 +575,11 @@ class CaptionedDataset:
                 downsampled with antialiasing (PIL bilinear, as torchvision's
                 ``Resize`` in the references), same crop and flip.
                 E.g. ``pyramid=(64, 128, 256)`` with ``image_size=256``.
+            captions: captions per example. With ``captions > 1``, ``tokens``
+                (and ``wrong_tokens``) hold that many distinct captions of the
+                item, shape ``(B, captions, max_words)``, for models that average
+                their embeddings (Reed et al.'s and StackGAN's reference code
+                train on the mean embedding of 4 captions of the image).
 
         Returns:
             ``tf.data.Dataset`` of dicts: ``image`` float32 ``(B, S, S, 3)`` in
@@ -602,6 +608,10 @@ class CaptionedDataset:
             raise ValueError(f"max_words must be a positive integer, got {max_words!r}")
         if wrong not in ("caption", "image", None):
             raise ValueError(f"wrong must be 'caption', 'image' or None, got {wrong!r}")
+        if isinstance(captions, bool) or not isinstance(captions, (int, np.integer)) \
+                or not 1 <= captions <= self.captions_per_image:
+            raise ValueError(f"captions must be an integer in [1, {self.captions_per_image}] "
+                             f"(the captions per image of {self.name}), got {captions!r}")
         if wrong is not None and self.has_classes and len(set(self.class_ids.tolist())) < 2:
             raise ValueError("mismatched (wrong) pairs need at least 2 classes in the split; "
                              "pass wrong=None")
@@ -670,13 +680,19 @@ class CaptionedDataset:
             cap = rng.integers(0, c, n)
             widx = self._mismatched(rng, idx) if wrong is not None else idx
             wcap = rng.integers(0, c, n)
+            if captions > 1:  # distinct captions of each item
+                cap = np.argsort(rng.random((n, c)), axis=1)[:, :captions]
+                wcap = np.argsort(rng.random((n, c)), axis=1)[:, :captions]
             usable = batches_per_epoch * b
-            return tuple(a[:usable].reshape(batches_per_epoch, b).astype(np.int64)
+            return tuple(a[:usable].reshape(batches_per_epoch, b, *a.shape[1:]).astype(np.int64)
                          for a in (idx, cap, widx, wcap))
+
+        caption_shape = (batches_per_epoch, b) + ((captions,) if captions > 1 else ())
 
         def epoch_batches(epoch):
             arrays = tf.numpy_function(plan_epoch, [epoch], [tf.int64] * 4, stateful=False)
-            arrays = [tf.ensure_shape(a, (batches_per_epoch, b)) for a in arrays]
+            arrays = [tf.ensure_shape(a, caption_shape if k in (1, 3) else (batches_per_epoch, b))
+                      for k, a in enumerate(arrays)]
             steps = tf.range(batches_per_epoch, dtype=tf.int64) + epoch * batches_per_epoch
             keys = ("index", "caption", "wrong_index", "wrong_caption")
             return tf.data.Dataset.from_tensor_slices({**dict(zip(keys, arrays)), "step": steps})
@@ -701,19 +717,24 @@ class CaptionedDataset:
             if image_size in pyramid:
                 out[f"{prefix}_{image_size}"] = images[0]
 
+        def pick_tokens(idx, cap):
+            """tokens[idx, cap]: (B, max_words), or (B, captions, max_words)."""
+            cap = tf.cast(cap, tf.int32)
+            if captions > 1:
+                idx = tf.broadcast_to(idx[:, None], tf.shape(cap))
+            return tf.gather_nd(tokens, tf.stack([idx, cap], axis=-1))
+
         def to_batch(p):
             key = tf.stack([tf.constant(int(seed), tf.int64), p["step"]])
             key = tf.cast(key, tf.int32)
             idx = tf.cast(p["index"], tf.int32)
             out = {}
             augmented(idx, key, "image", out)
-            out["tokens"] = tf.gather_nd(tokens, tf.stack(
-                [idx, tf.cast(p["caption"], tf.int32)], axis=1))
+            out["tokens"] = pick_tokens(idx, p["caption"])
             out["class_id"] = tf.gather(class_ids, idx)
             widx = tf.cast(p["wrong_index"], tf.int32)
             if wrong is not None:
-                out["wrong_tokens"] = tf.gather_nd(tokens, tf.stack(
-                    [widx, tf.cast(p["wrong_caption"], tf.int32)], axis=1))
+                out["wrong_tokens"] = pick_tokens(widx, p["wrong_caption"])
             if wrong == "image":
                 augmented(widx, key + [0, 13], "wrong_image", out)
             if with_index:

@@ -93,8 +93,17 @@ class PaperGAN(AdversarialModel):
         its output means anything, and its raw norm is small (about 0.2 for 256
         dimensions): fed as is, the text would reach G and D about a hundred times
         weaker than the noise. $\varphi(t) = \sqrt{d}\, e / \lVert e \rVert$.
+
+        Tokens of shape (B, k, words), k captions of each image (the pipeline's
+        ``captions=k``), give the mean of their k embeddings, rescaled the same way:
+        Reed et al.'s and StackGAN's reference code train on such averages (k = 4).
         """
-        e = ops.stop_gradient(self.sentence_encoder(tokens, training=False))
+        shape = ops.shape(tokens)
+        if len(shape) == 3:
+            e = self.embed(ops.reshape(tokens, (-1, shape[2])))
+            e = ops.mean(ops.reshape(e, (shape[0], shape[1], -1)), axis=1)
+        else:
+            e = ops.stop_gradient(self.sentence_encoder(tokens, training=False))
         return ops.normalize(e, axis=-1) * float(self.config.embed_dim) ** 0.5
 
     def encode_text(self, captions):
