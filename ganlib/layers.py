@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from ganlib.training import upconv_mode
+
 
 @keras.saving.register_keras_serializable("ganlib")
 class ReplicateConcat(layers.Layer):
@@ -230,10 +232,7 @@ class UpConv(layers.Layer):
                      if self.use_bias else None)
 
     def call(self, x):
-        mode = self.mode
-        if mode == "auto":
-            from ganlib.training import upconv_mode
-            mode = upconv_mode()
+        mode = upconv_mode() if self.mode == "auto" else self.mode
         y = (ops.conv_transpose(x, self.kernel, strides=2, padding="same") if mode == "transpose"
              else self._by_phases(x))
         if self.bias is not None:

@@ -687,12 +687,13 @@ class CaptionedDataset:
             return tuple(a[:usable].reshape(batches_per_epoch, b, *a.shape[1:]).astype(np.int64)
                          for a in (idx, cap, widx, wcap))
 
-        caption_shape = (batches_per_epoch, b) + ((captions,) if captions > 1 else ())
+        item_shape = (batches_per_epoch, b)
+        caption_shape = item_shape + ((captions,) if captions > 1 else ())
+        shapes = (item_shape, caption_shape, item_shape, caption_shape)  # as plan_epoch returns
 
         def epoch_batches(epoch):
             arrays = tf.numpy_function(plan_epoch, [epoch], [tf.int64] * 4, stateful=False)
-            arrays = [tf.ensure_shape(a, caption_shape if k in (1, 3) else (batches_per_epoch, b))
-                      for k, a in enumerate(arrays)]
+            arrays = [tf.ensure_shape(a, shape) for a, shape in zip(arrays, shapes)]
             steps = tf.range(batches_per_epoch, dtype=tf.int64) + epoch * batches_per_epoch
             keys = ("index", "caption", "wrong_index", "wrong_caption")
             return tf.data.Dataset.from_tensor_slices({**dict(zip(keys, arrays)), "step": steps})
