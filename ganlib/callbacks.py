@@ -9,11 +9,14 @@ import json
 import math
 import pathlib
 import re
+import textwrap
 import time
 
 import keras
 import numpy as np
 
+from ganlib.evaluation import REAL_STATISTICS_FILE, evaluate_model
+from ganlib.metrics.inception import InceptionWeightsUnavailable
 from ganlib.training import all_finite
 
 
@@ -39,12 +42,42 @@ def image_grid(images, columns=8, pad=2):
     return grid
 
 
-def save_grid(images, path, columns=8, scale=1):
-    from PIL import Image
+def labelled_grid(images, labels=None, columns=8, cell=128, lines=4):
+    """A PIL image: each image enlarged (nearest) to at least `cell` pixels, its label (a caption,
+    a class) wrapped under it in up to `lines` lines; a readable sample sheet."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    grid = Image.fromarray(image_grid(images, columns))
-    if scale != 1:
-        grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+    images = to_uint8(images)
+    n, h, w, _ = images.shape
+    scale = max(1, -(-cell // max(h, w)))
+    width, height = w * scale, h * scale
+    labels = list(labels) if labels is not None and any(labels) else None
+    try:
+        font = ImageFont.load_default(size=11)
+    except TypeError:   # Pillow < 10.1: the small bitmap font
+        font = ImageFont.load_default()
+    text_h = 13 * lines + 4 if labels else 0
+    columns = min(columns, n)
+    rows = math.ceil(n / columns)
+    pad = 4
+    sheet = Image.new("RGB", (columns * (width + pad) + pad, rows * (height + text_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    chars = max(8, width // 6)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        x, y = pad + c * (width + pad), pad + r * (height + text_h + pad)
+        sheet.paste(Image.fromarray(image).resize((width, height), Image.NEAREST), (x, y))
+        if labels:
+            wrapped = textwrap.wrap(str(labels[i]), chars)
+            if len(wrapped) > lines:
+                wrapped = wrapped[:lines - 1] + [wrapped[lines - 1][: chars - 3] + "..."]
+            draw.multiline_text((x, y + height + 2), "\n".join(wrapped), fill="black", font=font, spacing=2)
+    return sheet
+
+
+def save_grid(images, path, columns=8, labels=None, cell=128):
+    """Save `labelled_grid(images, labels, columns, cell)` as a PNG file."""
+    grid = labelled_grid(images, labels, columns, cell)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path)
@@ -52,19 +85,22 @@ def save_grid(images, path, columns=8, scale=1):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Every `every` steps, generate images for fixed captions with fixed noise.
+    """Every `every` steps, generate images for fixed conditions with fixed noise.
 
     Args:
-        captions: the conditions (captions for text models, class ids for CGAN).
+        conditions: what `model.generate` takes (captions for text models, class ids for
+            CGAN, a number of images for an unconditional model).
+        labels: the text under each image (e.g. the captions); None: none.
         every: steps between grids (also one at the end of training).
         out_dir: where `samples/step_NNNNNNN.png` go (None: not saved).
         live: show the grid in a notebook, replacing the previous one.
         seed: noise seed (the same for every grid, so they are comparable).
     """
 
-    def __init__(self, captions, every=200, out_dir=None, live=False, seed=0, columns=8):
+    def __init__(self, conditions, every=200, out_dir=None, live=False, seed=0, columns=8, labels=None):
         super().__init__()
-        self.captions, self.every, self.live, self.seed, self.columns = list(captions), every, live, seed, columns
+        self.conditions, self.every, self.live, self.seed, self.columns = conditions, every, live, seed, columns
+        self.labels = labels
         self.out_dir = pathlib.Path(out_dir) if out_dir else None
         self.last_path = None
         self._handle = None
@@ -81,19 +117,18 @@ class SampleGrid(keras.callbacks.Callback):
     def render(self):
         step = global_step(self.model)
         self._last_step = step
-        images = self.model.generate(self.captions, seed=self.seed)
+        images = self.model.generate(self.conditions, seed=self.seed)
         if self.out_dir is not None:
-            self.last_path = save_grid(images, self.out_dir / "samples" / f"step_{step:07d}.png", self.columns, 2)
+            self.last_path = save_grid(images, self.out_dir / "samples" / f"step_{step:07d}.png", self.columns,
+                                       labels=self.labels)
         if self.live:
             self._show(images, step)
         return images
 
     def _show(self, images, step):
         from IPython.display import display
-        from PIL import Image
 
-        grid = Image.fromarray(image_grid(images, self.columns))
-        grid = grid.resize((grid.width * 3, grid.height * 3), Image.NEAREST)
+        grid = labelled_grid(images, self.labels, self.columns, cell=96)
         if self._handle is None:
             self._handle = display(grid, display_id=True)
         else:
@@ -106,7 +141,7 @@ class Evaluate(keras.callbacks.Callback):
 
     Records: `{"step", "fid", "inception_score", "inception_score_std",
     "caption_consistency", "chance_consistency", "seconds"}` (DESIGN.md's
-    `metrics.json`), computed by `ganlib.runs.evaluate_model` on `n` captions
+    `metrics.json`), computed by `ganlib.evaluation.evaluate_model` on `n` captions
     of `dataset` (the test split: unseen classes, as the papers evaluate).
 
     The metrics follow `dataset.name`: SynthBirds uses the shipped evaluation
@@ -116,7 +151,7 @@ class Evaluate(keras.callbacks.Callback):
     in `out_dir/inception_statistics.npz`. If the ImageNet weights are not
     available offline, training goes on: the callback prints one message saying
     what to do and writes no metrics (`evaluate()` called directly raises
-    `ganlib.inception.InceptionWeightsUnavailable`).
+    `ganlib.metrics.inception.InceptionWeightsUnavailable`).
     """
 
     def __init__(self, dataset, every=500, n=500, out_dir=None, verbose=True, at_start=True, seed=0):
@@ -146,8 +181,6 @@ class Evaluate(keras.callbacks.Callback):
 
     def _evaluate_in_training(self):
         """`evaluate()`, except that missing InceptionV3 weights stop the metrics, not training."""
-        from ganlib.inception import InceptionWeightsUnavailable
-
         if self.unavailable is not None:
             return None
         try:
@@ -158,8 +191,6 @@ class Evaluate(keras.callbacks.Callback):
             return None
 
     def evaluate(self):
-        from ganlib.runs import REAL_STATISTICS_FILE, evaluate_model
-
         step = global_step(self.model)
         stats_path = self.out_dir / REAL_STATISTICS_FILE if self.out_dir is not None else None
         record = {"step": step, **evaluate_model(self.model, self.dataset, n=self.n, seed=self.seed,

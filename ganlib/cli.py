@@ -2,10 +2,11 @@
 
     ganlib data synthbirds --out DIR --n N --size S --seed K
     ganlib data check cub|flowers|coco|synthbirds [--root DIR] [--no-decode]
-    ganlib train cgan --preset fast|paper [--data NAME --root DIR] [--steps N] --out DIR [--resume]
+    ganlib models                                   # the papers, their variants and presets
+    ganlib train cgan --preset fast|paper [--variant NAME] [--data NAME --root DIR] [--steps N] --out DIR [--resume]
     ganlib train stackgan --preset fast --out DIR   # OUT/stage1, then OUT/stage2
     ganlib evaluate RUN_DIR
-    ganlib sample RUN_DIR --caption "..." --out x.png
+    ganlib sample RUN_DIR --caption "..." --out x.png   # or --class-id K (class models), --n N (unconditional)
     ganlib grade NN [--submission FILE | --solutions] [--results results.json]
     ganlib stubs [--check]
 """
@@ -15,6 +16,7 @@ import json
 import sys
 
 from ganlib.models import MODELS
+from ganlib.models.registry import PRESETS
 
 
 def _data(args):
@@ -38,9 +40,20 @@ def _data_check(args):
 def _train(args):
     from ganlib import runs
 
-    overrides = {"conditioning": args.conditioning} if args.conditioning else {}
     runs.train(args.model, preset=args.preset, data=args.data, root=args.root, steps=args.steps,
-               out=args.out, resume=args.resume, tensorboard=args.tensorboard, config_overrides=overrides)
+               out=args.out, resume=args.resume, tensorboard=args.tensorboard, variant=args.variant)
+    return 0
+
+
+def _models(args):
+    from ganlib import models
+
+    for spec in models.import_all():
+        print(f"{spec.name:<12} {spec.title}")
+        print(f"{'':<12} presets: fast, paper; conditions: {', '.join(spec.conditions)}"
+              + (f"; stages: {', '.join(f for f, _ in spec.stages(spec.config.fast()))}" if spec.stages else ""))
+        for name, variant in spec.variants.items():
+            print(f"{'':<12} --variant {name}: {variant.help}")
     return 0
 
 
@@ -57,7 +70,11 @@ def _evaluate(args):
 def _sample(args):
     from ganlib import runs
 
-    path = runs.sample_run(args.run_dir, args.caption, args.out, seed=args.seed)
+    conditions = args.caption or args.class_id or args.n
+    if not conditions:
+        raise ValueError("say what to generate: --caption TEXT (text models), --class-id K (class models) "
+                         "or --n N (unconditional models)")
+    path = runs.sample_run(args.run_dir, conditions, args.out, seed=args.seed)
     print(f"wrote {path}")
     return 0
 
@@ -96,7 +113,7 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a model; writes checkpoints, sample grids, metrics.json")
     p.add_argument("model", choices=MODELS)
-    p.add_argument("--preset", choices=["fast", "paper"], default="fast")
+    p.add_argument("--preset", choices=PRESETS, default="fast")
     p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
     p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the preset's; per stage for "
@@ -104,9 +121,12 @@ def build_parser():
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/logs")
-    p.add_argument("--conditioning", choices=["text", "class"], default=None,
-                   help="cgan: text (GAN-INT-CLS, default) or class (Mirza & Osindero's CGAN)")
+    p.add_argument("--variant", default=None, help="a variant of the model (`ganlib models` lists them), e.g. "
+                   "cgan: class; stackgan: no-ca; stackganpp: unconditional")
     p.set_defaults(run=_train)
+
+    p = sub.add_parser("models", help="list the papers, their variants and presets")
+    p.set_defaults(run=_models)
 
     p = sub.add_parser("evaluate", help="evaluate a run's newest checkpoint; appends to metrics.json")
     p.add_argument("run_dir")
@@ -115,7 +135,9 @@ def build_parser():
 
     p = sub.add_parser("sample", help="generate images for captions with a run's newest checkpoint")
     p.add_argument("run_dir")
-    p.add_argument("--caption", action="append", required=True, help="a caption (repeat for several)")
+    p.add_argument("--caption", action="append", help="a caption (repeat for several)")
+    p.add_argument("--class-id", action="append", type=int, help="a class id, for class models (repeat)")
+    p.add_argument("--n", type=int, help="number of images, for unconditional models")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_sample)

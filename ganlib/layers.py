@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from ganlib.training import upconv_mode
+from ganlib.backend import upconv_mode
 
 
 @keras.saving.register_keras_serializable("ganlib")
@@ -205,7 +205,7 @@ class UpConv(layers.Layer):
       (depth-to-space), gives all four phases.
 
     Both give the same numbers within float round-off (tests/test_shared_layers.py).
-    `mode="auto"` asks `ganlib.training.upconv_mode()`: XLA's CPU transposed
+    `mode="auto"` asks `ganlib.backend.upconv_mode()`: XLA's CPU transposed
     convolution (JAX) runs ~9x slower than its ordinary one, the other backends'
     are faster than the phases (`tests/benchmarks/upconv.py`).
 

@@ -87,7 +87,7 @@ def kl_divergence(mu, logvar):
     return -0.5 * ops.mean(1.0 + logvar - ops.square(mu) - ops.exp(logvar))
 
 
-def _colour_statistics(images):
+def colour_statistics(images):
     """Per-image pixel mean (B, 3) and biased pixel covariance (B, 3, 3)."""
     x = ops.cast(images, "float32")
     shape = ops.shape(x)
@@ -118,7 +118,7 @@ def color_consistency(x_a, x_b, lambda_mean=1.0, lambda_cov=5.0):
         x_a, x_b: images `(B, H_a, W_a, 3)` and `(B, H_b, W_b, 3)`.
         lambda_mean, lambda_cov: $\lambda_1$, $\lambda_2$.
     """
-    mu_a, sigma_a = _colour_statistics(x_a)
-    mu_b, sigma_b = _colour_statistics(x_b)
+    mu_a, sigma_a = colour_statistics(x_a)
+    mu_b, sigma_b = colour_statistics(x_b)
     return (lambda_mean * ops.mean(ops.square(mu_a - mu_b))
             + lambda_cov * ops.mean(ops.square(sigma_a - sigma_b)))

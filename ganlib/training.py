@@ -41,18 +41,7 @@ import keras
 import numpy as np
 from keras import ops
 
-BACKEND = keras.backend.backend()
-
-
-def upconv_mode():
-    """How `ganlib.layers.UpConv` computes its transposed convolution on this backend.
-
-    "phases" (ordinary convolutions) on JAX, whose XLA CPU transposed convolution
-    is ~9x slower; "transpose" elsewhere, where the native op is the faster one.
-    Both give the same numbers within float round-off.
-    """
-    return "phases" if BACKEND == "jax" else "transpose"
-
+from ganlib.backend import BACKEND
 
 class AdversarialModel(keras.Model):
     """A GAN whose `fit()` alternates discriminator and generator updates.

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
 import pytest
 from PIL import Image
 
@@ -51,7 +53,21 @@ def test_train_resume_evaluate_sample(data_root, tmp_path):
     done = subprocess.run([sys.executable, "-m", "ganlib", "sample", str(run), "--caption", "a red bird",
                            "--out", str(fresh)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (Image.open(fresh).size[0], Image.open(fresh).size[1]) == (Image.open(out).size[1],) * 2
+    assert Image.open(fresh).size[1] == Image.open(out).size[1] and Image.open(fresh).size[0] < Image.open(out).size[0]
+
+
+def test_sample_sheets_are_readable_and_carry_their_captions():
+    """Each image enlarged to >= 128 px with its caption written under it (dark pixels there);
+    without labels the space under the images stays white."""
+    from ganlib.callbacks import labelled_grid
+
+    images = np.ones((3, 32, 32, 3), "float32")    # white birds: only the captions are dark
+    sheet = np.asarray(labelled_grid(images, ["a red bird with blue wings"] * 3, columns=3))
+    assert sheet.shape[1] == 3 * (128 + 4) + 4
+    below = sheet[4 + 128 + 2: 4 + 128 + 20, 4:4 + 128]        # the first caption's first line
+    assert (below < 128).any() and (below > 200).any()
+    bare = np.asarray(labelled_grid(images, None, columns=3))
+    assert bare.shape[0] == 128 + 8 and bare.min() == 255
 
 
 def test_errors_name_what_is_wrong(tmp_path, capsys):

@@ -11,8 +11,9 @@ import keras
 import numpy as np
 import pytest
 
-from ganlib import inception, metrics
-from ganlib.inception import InceptionNetwork, InceptionWeightsUnavailable
+from ganlib import metrics
+from ganlib.metrics import inception
+from ganlib.metrics.inception import InceptionNetwork, InceptionWeightsUnavailable
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +229,7 @@ class TinyNetwork:
     weights = "tiny-test-network"
 
     def predict(self, images, batch_size=50):
-        x = metrics._as_model_images(images)
+        x = metrics.as_model_images(images)
         features = np.concatenate([x.mean((1, 2)), x.std((1, 2))], 1).astype("float64")
         logits = features @ np.linspace(-3, 3, 60).reshape(6, 10)
         e = np.exp(logits - logits.max(1, keepdims=True))

@@ -7,7 +7,7 @@ import pytest
 
 from ganlib import metrics
 
-ASSETS = os.path.join(os.path.dirname(metrics.__file__), "assets")
+ASSETS = metrics.ASSETS
 HAVE_EVALUATOR = os.path.exists(os.path.join(ASSETS, "evaluator.weights.h5"))
 
 

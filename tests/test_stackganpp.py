@@ -9,6 +9,7 @@ from keras import ops
 
 from ganlib import callbacks as cb
 from ganlib import losses
+from ganlib import analysis
 from ganlib.models import stackganpp as sgpp
 from ganlib.training import enable_determinism
 
@@ -168,7 +169,7 @@ def test_generator_loss_adds_the_colour_term_with_its_weight_and_the_kl(tree3):
     model = tree3
     batch = _batch(model)
     fakes = model.generator_outputs(batch, model.sample_noise(batch), training=False)
-    s = [ops.convert_to_numpy(fakes[f"fake_{i}"]) for i in range(3)]
+    s = [ops.convert_to_numpy(fakes["images"][i]) for i in range(3)]
     colour = 0.0
     for hi, lo in ((s[1], s[0]), (s[2], s[1])):
         (mu_h, cov_h), (mu_l, cov_l) = colour_stats_np(hi), colour_stats_np(lo)
@@ -210,11 +211,34 @@ def test_discriminator_loss_matches_the_reference_combination():
     expected = 0.0
     for i, D in enumerate(model.discriminators):
         rc, ru = (ops.convert_to_numpy(v) for v in D([reals[i], fakes["mu"]], training=False))
-        wc, wu = (ops.convert_to_numpy(v) for v in D([reals[i], fakes["mu_wrong"]], training=False))
-        fc, fu = (ops.convert_to_numpy(v) for v in D([fakes[f"fake_{i}"], fakes["mu"]], training=False))
+        wc, wu = (ops.convert_to_numpy(v) for v in D([reals[i], fakes["c_wrong"]], training=False))
+        fc, fu = (ops.convert_to_numpy(v) for v in D([fakes["images"][i], fakes["mu"]], training=False))
         np.testing.assert_allclose(wu, ru, rtol=1e-5, atol=1e-6)  # the wrong pair's image is the real one
         expected += bce_np(rc, 1) + bce_np(wc, 0) + bce_np(fc, 0) + bce_np(ru, 1) + bce_np(wu, 1) + bce_np(fu, 0)
     np.testing.assert_allclose(float(ops.convert_to_numpy(loss)), expected, rtol=1e-4)
+
+
+def test_wrong_images_are_scored_with_the_right_condition_at_every_scale():
+    """The reference's mismatched pair (`pipeline(wrong="image")`): D_i(wrong_image_i, mu) with the
+    batch's own pyramid levels, both logits; the paper preset asks the pipeline for exactly this."""
+    model = sgpp.StackGANpp(TINY)
+    batch = _batch(model)
+    rng = np.random.default_rng(5)
+    batch["wrong_image"] = rng.uniform(-1, 1, batch["image"].shape).astype("float32")
+    batch["wrong_image_16"] = rng.uniform(-1, 1, (8, 16, 16, 3)).astype("float32")
+    fakes = model.generator_outputs(batch, model.sample_noise(batch), training=False)
+    assert "c_wrong" not in fakes    # no mismatched caption is encoded
+    loss, _ = model.discriminator_loss(batch, fakes, training=False)
+    reals, wrongs = model.real_images(batch), [batch["wrong_image_16"], batch["wrong_image"]]
+    expected, mu = 0.0, ops.convert_to_numpy(fakes["mu"])
+    for D, x, w, s in zip(model.discriminators, reals, wrongs, fakes["images"]):
+        rc, ru = (ops.convert_to_numpy(v) for v in D([ops.convert_to_numpy(x), mu], training=False))
+        wc, wu = (ops.convert_to_numpy(v) for v in D([w, mu], training=False))
+        fc, fu = (ops.convert_to_numpy(v) for v in D([ops.convert_to_numpy(s), mu], training=False))
+        expected += bce_np(rc, 1) + bce_np(wc, 0) + bce_np(fc, 0) + bce_np(ru, 1) + bce_np(wu, 1) + bce_np(fu, 0)
+    np.testing.assert_allclose(float(ops.convert_to_numpy(loss)), expected, rtol=1e-4)
+    spec = sgpp.SPEC.batch(sgpp.Config.paper())
+    assert (spec.image_size, spec.pyramid, spec.wrong) == (256, (64, 128), "image")
 
 
 def test_keras_round_trip_gives_the_same_images(tmp_path):
@@ -269,7 +293,7 @@ def test_colour_regulariser_reduces_the_branch_mismatch(birds):
         model.compile()
         model.fit(train.pipeline(batch_size=TINY.batch_size, image_size=32, tokenizer=model.tokenizer, seed=0),
                   steps_per_epoch=40, epochs=1, verbose=0)
-        (m,) = sgpp.color_mismatch(model.generate_branches(64, seed=0))
+        (m,) = analysis.color_mismatch(model.generate_branches(64, seed=0))
         mismatch[alpha] = m["mean"] + 5 * m["cov"]
     assert mismatch[50.0] < 0.5 * mismatch[0.0], mismatch
 

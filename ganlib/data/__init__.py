@@ -33,7 +33,7 @@ from ganlib.data.coco import COCODataset
 from ganlib.data.flowers import FlowersDataset
 
 __all__ = ["CaptionedDataset", "COCODataset", "FlowersDataset", "default_root",
-           "open_dataset", "check_dataset", "DATASETS", "READERS"]
+           "open_dataset", "DATASETS", "READERS"]
 
 DATASETS = ("synthbirds", "cub", "flowers", "coco", "synthstreets", "cityscapes")
 _NOT_YET = ("synthstreets", "cityscapes")
@@ -94,13 +94,6 @@ def open_dataset(name: str, root=None, split: str = "train",
         if name == "synthbirds" and not (root / "CUB_200_2011" / "images.txt").is_file():
             _generate_default_synthbirds(root)
     return READERS[name](root, split=split, name=name, image_size=image_size, strict=strict)
-
-
-def check_dataset(name: str, root=None, decode: bool = True, out=print) -> dict:
-    """``ganlib data check``: see :func:`ganlib.data.check.check_dataset`."""
-    from ganlib.data.check import check_dataset as check
-
-    return check(name, root=root, decode=decode, out=out)
 
 
 def _generate_default_synthbirds(root: pathlib.Path) -> None:

@@ -1,46 +1,99 @@
-"""What every paper's model shares: a dataclass config, Adam from the config, and
-text conditioning by the frozen sentence encoder.
+"""What every paper's model shares: the config fields common to all papers, Adam from
+the config, the conditioning component, named frozen helpers, and one convention for
+the noise at training and at inference.
 
-Each paper's file subclasses `PaperGAN`, sets `config_class` to its `Config`,
-builds its networks and writes its losses; the text side (tokeniser, phi(t),
-`generate(captions)`) is here once.
+A paper's file subclasses `PaperConfig` and `PaperGAN`, builds its networks and
+writes its losses and `generate_from(condition, noise)`; everything else is here once.
 """
 
 import dataclasses
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import ops
 
+from ganlib import conditioning as conditioning_lib
 from ganlib.training import AdversarialModel
 
 
+@dataclass
+class PaperConfig:
+    """Fields every paper's `Config` has (each paper's `Config` subclasses this).
+
+    Conditioning: `conditioning` ("text", "class", "none"; `ganlib.conditioning`),
+    `text_encoder` and its `embed_dim`, `max_words`, `captions_per_embedding` (the
+    mean embedding of k captions of the image, as the references train) and `wrong`
+    (the mismatched pair of a matching-aware D: "caption" = the real image with
+    another item's caption, "image" = a real image of another class with this
+    caption, as the StackGAN reference code; None: no mismatched pairs).
+    Optimisation: Adam(`lr`, `beta1`, `beta2`) for G and each D, `ema_decay`
+    (0: no EMA generator), `epochs` (> 0: the run's steps are `epochs` passes over
+    the training set, computed from its size by `for_dataset`; 0: `steps`).
+    Bookkeeping: how often to evaluate, sample and checkpoint, and the seed.
+    """
+
+    conditioning: str = "text"
+    text_encoder: str = "synthbirds"
+    embed_dim: int = 256
+    max_words: int = 18
+    captions_per_embedding: int = 1
+    wrong: str | None = "caption"
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.0
+    epochs: int = 0
+    lr_decay_epochs: int = 0
+    eval_every: int = 2000
+    sample_every: int = 1000
+    checkpoint_every: int = 2000
+    eval_samples: int = 2000
+    seed: int = 0
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def for_dataset(self, num_train_images):
+        """This config with `steps` (and `lr_decay_every`) counted in epochs of a training set
+        of `num_train_images` (the reference's `int(num_examples / batch_size)` steps per
+        epoch); unchanged when `epochs` is 0."""
+        if not self.epochs:
+            return self
+        per_epoch = max(1, int(num_train_images) // self.batch_size)
+        changes = {"steps": self.epochs * per_epoch}
+        if self.lr_decay_epochs:
+            changes["lr_decay_every"] = self.lr_decay_epochs * per_epoch
+        return self.replace(**changes)
+
+
 class PaperGAN(AdversarialModel):
-    """An `AdversarialModel` configured by a paper's `Config` dataclass.
+    """An `AdversarialModel` configured by a paper's `Config`.
 
     Args:
-        config: the paper's `Config` (its `lr`, `beta1`, `beta2`, `ema_decay`,
-            `seed`, `max_words`, `embed_dim` are used here).
-        generator, discriminators, auxiliaries: as `AdversarialModel`.
-        text: prepend the frozen SynthBirds sentence encoder to the auxiliaries
-            (`self.sentence_encoder`), for `embed`, `encode_text` and `generate`.
+        config: the paper's `Config` (a `PaperConfig`).
+        generator, discriminators: as `AdversarialModel`.
+        helpers: frozen helper networks by name (e.g. ``{"G_0": stage1_generator}``), added
+            to those of the conditioning component (e.g. the sentence encoder); each
+            network's Keras name must be its key. `helper(name)` finds them.
 
-    Subclasses implement `generate_from_embeddings(embeddings, z=None, seed=0)`.
+    Subclasses set `config_class`, and implement `noise_shapes(n, training)` (every
+    random input of G) and `generate_from(condition, noise)`.
     """
 
     config_class = None
 
-    def __init__(self, config, generator, discriminators, auxiliaries=(), text=True, **kwargs):
-        auxiliaries = list(auxiliaries)
-        if text:
-            from ganlib.encoders import load_sentence_encoder
-
-            auxiliaries.insert(0, load_sentence_encoder())
-        super().__init__(generator, discriminators, auxiliaries=auxiliaries,
+    def __init__(self, config, generator, discriminators, helpers=None, **kwargs):
+        condition = conditioning_lib.from_config(config)
+        helpers = {**condition.helpers(), **(helpers or {})}
+        for name, network in helpers.items():
+            if network.name != name:
+                raise ValueError(f"helper {name!r}: the network is named {network.name!r}; build it with name={name!r}.")
+        super().__init__(generator, discriminators, auxiliaries=list(helpers.values()),
                          ema_decay=config.ema_decay or None, seed=config.seed, **kwargs)
         self.config = config
-        self.text = text
-        self._tokenizer = None
+        self.condition = condition
 
     @classmethod
     def resolve_config(cls, config):
@@ -49,14 +102,21 @@ class PaperGAN(AdversarialModel):
             return config
         return cls.config_class(**config) if config else cls.config_class.paper()
 
+    def helper(self, name):
+        """The frozen helper network called `name`."""
+        for network in self.auxiliaries:
+            if network.name == name:
+                return network
+        raise KeyError(f"{type(self).__name__} has no helper network {name!r} "
+                       f"(it has {[n.name for n in self.auxiliaries]}).")
+
     def learning_rate(self):
         """The config's `lr`, halved every `lr_decay_every` steps when that field is > 0
         (the reference codes' "halve the learning rate every N epochs")."""
-        cfg = self.config
-        every = getattr(cfg, "lr_decay_every", 0)
+        every = self.config.lr_decay_every
         if every:
-            return keras.optimizers.schedules.ExponentialDecay(cfg.lr, every, 0.5, staircase=True)
-        return cfg.lr
+            return keras.optimizers.schedules.ExponentialDecay(self.config.lr, every, 0.5, staircase=True)
+        return self.config.lr
 
     def default_optimizers(self):
         """Adam(learning_rate(), beta1, beta2) for G and for each discriminator."""
@@ -71,66 +131,112 @@ class PaperGAN(AdversarialModel):
     def from_config(cls, config):
         return cls(cls.config_class(**config["config"]))
 
-    # ------------------------------------------------------------------ text
-    @property
-    def sentence_encoder(self):
-        if not self.text:
-            raise AttributeError(f"{type(self).__name__} is not text-conditional")
-        return self.auxiliaries[0]
+    # ------------------------------------------------------------------ noise
+    def noise_shapes(self, n, training=False):
+        """Every random input of the generator for `n` samples, by name (N(0, I) each);
+        `training=True` adds the ones only training draws."""
+        return {"z": (n, self.config.z_dim)}
 
+    def sample_noise(self, batch):
+        n = ops.shape(batch["image"])[0]
+        return {k: keras.random.normal(shape, seed=self.noise_seed)
+                for k, shape in self.noise_shapes(n, training=True).items()}
+
+    def draw_noise(self, n, seed=0, noise=None, z=None):
+        """The generator's noise for `n` samples at inference, numpy, by name: the given
+        `noise` entries (and `z`), shape-checked; the others N(0, I), the k-th of `noise_shapes`
+        drawn from its own stream `np.random.default_rng([seed, k])` (`z`, first: from
+        `default_rng(seed)`), so that sample i does not depend on how many are drawn."""
+        shapes = self.noise_shapes(n)
+        streams = [np.random.default_rng(seed if k == 0 else [seed, k]) for k in range(len(shapes))]
+        out = {name: rng.standard_normal(shape).astype("float32") for rng, (name, shape) in zip(streams, shapes.items())}
+        given = dict(noise or {})
+        if z is not None:
+            given["z"] = z
+        for key, value in given.items():
+            if key not in shapes:
+                raise ValueError(f"noise[{key!r}]: this model's noise is {sorted(shapes)}.")
+            value = np.asarray(value, "float32")
+            if value.shape != shapes[key]:
+                raise ValueError(f"noise[{key!r}]: expected shape {shapes[key]}, got {value.shape}.")
+            out[key] = value
+        return out
+
+    # ------------------------------------------------------------------ conditions
     @property
     def tokenizer(self):
-        if self._tokenizer is None:
-            from ganlib.text import Tokenizer
-
-            self._tokenizer = Tokenizer.default(max_words=self.config.max_words)
-        return self._tokenizer
+        """The tokenizer of the text encoder; None for a model that reads no text."""
+        return getattr(self.condition, "tokenizer", None)
 
     def embed(self, tokens):
-        r"""phi(t): the frozen sentence encoder's embedding, rescaled to unit RMS per dimension.
-
-        The encoder was trained with cosine similarities, so only the direction of
-        its output means anything, and its raw norm is small (about 0.2 for 256
-        dimensions): fed as is, the text would reach G and D about a hundred times
-        weaker than the noise. $\varphi(t) = \sqrt{d}\, e / \lVert e \rVert$.
-
-        Tokens of shape (B, k, words), k captions of each image (the pipeline's
-        ``captions=k``), give the mean of their k embeddings, rescaled the same way:
-        Reed et al.'s and StackGAN's reference code train on such averages (k = 4).
-        """
-        shape = ops.shape(tokens)
-        if len(shape) == 3:
-            e = self.embed(ops.reshape(tokens, (-1, shape[2])))
-            e = ops.mean(ops.reshape(e, (shape[0], shape[1], -1)), axis=1)
-        else:
-            e = ops.stop_gradient(self.sentence_encoder(tokens, training=False))
-        return ops.normalize(e, axis=-1) * float(self.config.embed_dim) ** 0.5
+        r"""$\varphi(t)$ of tokens (B, T) or the mean of k captions (B, k, T) (`ganlib.conditioning`)."""
+        return self.condition.embed_tokens(self, tokens)
 
     def encode_text(self, captions):
-        """Sentence embeddings (B, embed_dim) of a list of captions; bad captions raise ValueError."""
-        tokens = self.tokenizer.encode_checked(captions)
-        return ops.convert_to_numpy(self.embed(ops.convert_to_tensor(tokens)))
+        """Sentence embeddings (B, embed_dim), numpy, of a list of captions; bad captions raise ValueError."""
+        return self.condition.encode(self, captions)
 
     def check_embeddings(self, embeddings):
-        embeddings = np.asarray(embeddings, "float32")
-        if embeddings.ndim != 2 or embeddings.shape[1] != self.config.embed_dim:
-            raise ValueError(f"embeddings: expected shape (B, {self.config.embed_dim}), got {embeddings.shape}.")
-        return embeddings
+        return self.condition.check_embeddings(embeddings)
 
-    def noise(self, n, z=None, seed=0):
-        """z (n, z_dim) float32: the given one (shape-checked) or drawn from `seed`."""
-        if z is None:
-            z = np.random.default_rng(seed).standard_normal((n, self.config.z_dim))
-        z = np.asarray(z, "float32")
-        if z.shape != (n, self.config.z_dim):
-            raise ValueError(f"z: expected shape ({n}, {self.config.z_dim}), got {z.shape}.")
-        return z
+    def matching_aware_logits(self, D, batch, condition, fake, training=True):
+        """D's logits of (real, right), the mismatched pair and (fake, right) (GAN-CLS): the
+        mismatched pair is the batch's `wrong_image` with the right condition when the
+        pipeline gives one (`wrong="image"`, the StackGAN reference), else the real image
+        with the condition of the mismatched caption."""
+        s_r = D([batch["image"], condition], training=training)
+        if "wrong_image" in batch:
+            s_w = D([batch["wrong_image"], condition], training=training)
+        else:
+            s_w = D([batch["image"], self.condition.from_batch(self, batch, wrong=True)], training=training)
+        return s_r, s_w, D([fake, condition], training=training)
 
-    def generate_from_embeddings(self, embeddings, z=None, seed=0):
+    # ------------------------------------------------------------------ generation
+    def generate_from(self, condition, noise):
+        """Images (numpy, [-1, 1]) from an encoded condition (or None) and a noise dict."""
         raise NotImplementedError
 
-    def generate(self, captions, seed=0, z=None):
-        """Images in [-1, 1], numpy (B, H, W, 3), one per caption."""
-        if isinstance(captions, str):
-            captions = [captions]
-        return self.generate_from_embeddings(self.encode_text(captions), z=z, seed=seed)
+    def inference_inputs(self, conditions, seed=0, z=None, noise=None, encoded=False):
+        """`(condition, noise)` as tensors for `generate_from`: the encoded conditions (or the
+        given embeddings, `encoded=True`) and `draw_noise(n, seed, noise, z)`."""
+        if encoded:
+            condition = self.check_embeddings(conditions)
+            n = len(condition)
+        else:
+            n = self.condition.count(conditions)
+            condition = self.condition.encode(self, conditions)
+        noise = {k: ops.convert_to_tensor(v) for k, v in self.draw_noise(n, seed, noise, z).items()}
+        return (None if condition is None else ops.convert_to_tensor(condition)), noise
+
+    def generate(self, conditions, seed=0, z=None, noise=None):
+        """Images in [-1, 1], numpy (B, H, W, 3), one per condition: captions (str or list) or
+        an embeddings array for text models, class ids for class models, a number of
+        images for unconditional ones. Noise: as `draw_noise(n, seed, noise, z)`."""
+        return self.generate_from(*self.inference_inputs(conditions, seed, z, noise))
+
+    def generate_from_embeddings(self, embeddings, z=None, seed=0, noise=None):
+        """Images in [-1, 1] (numpy) for sentence embeddings (B, embed_dim)."""
+        return self.generate_from(*self.inference_inputs(embeddings, seed, z, noise, encoded=True))
+
+
+def score_logs(s_r, s_w, s_f):
+    """Mean D(x) of the real, mismatched and fake pairs, for the progress bar."""
+    return {"d_real": ops.mean(ops.sigmoid(s_r)), "d_wrong": ops.mean(ops.sigmoid(s_w)),
+            "d_fake": ops.mean(ops.sigmoid(s_f))}
+
+
+def num_upsamplings(image_size, name="image_size"):
+    """k for an image of 4 * 2**k pixels (>= 16), the number of x2 steps from 4x4; ValueError otherwise."""
+    n = int(np.log2(max(image_size, 4) // 4))
+    if image_size < 16 or 4 * 2**n != image_size:
+        raise ValueError(f"{name} must be 4 * 2**k and >= 16 (16, 32, 64, 128, 256...), got {image_size}.")
+    return n
+
+
+def batch_norm(name=None):
+    """BatchNorm as the PyTorch and TF reference codes have it (moving-average decay 0.9, epsilon 1e-5)."""
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+def to_numpy_images(images):
+    return np.asarray(ops.convert_to_numpy(images), "float32")

@@ -27,7 +27,6 @@ no real image, so only the "fool D" term applies to them:
 $$L_G \mathrel{+}= \mathrm{bce}\big(D(G(z, \beta t_1 + (1-\beta) t_2), \beta t_1 + (1-\beta) t_2), 1\big)$$
 """
 
-import dataclasses
 from dataclasses import dataclass
 
 import keras
@@ -36,11 +35,12 @@ from keras import layers, ops
 
 from ganlib import losses
 from ganlib.layers import ReplicateConcat, UpConv
-from ganlib.models.base import PaperGAN
+from ganlib.models.base import PaperConfig, PaperGAN, num_upsamplings, score_logs, to_numpy_images
+from ganlib.models.registry import PaperSpec, Variant, batch_for
 
 
 @dataclass
-class Config:
+class Config(PaperConfig):
     """Hyperparameters of CGAN / GAN-INT-CLS.
 
     `paper()` holds Reed et al.'s CUB settings (icml2016 reference code);
@@ -49,28 +49,16 @@ class Config:
 
     image_size: int = 64
     z_dim: int = 100            # noise size
-    embed_dim: int = 256        # sentence embedding size (the shipped encoder's output)
     proj_dim: int = 128         # compressed text embedding (Reed et al.: 128)
     ngf: int = 128              # generator width at the last layer x8 at 4x4
     ndf: int = 64               # discriminator width
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
     lr_decay_every: int = 13800  # halve lr every N steps (Reed et al.: every 100 epochs of CUB); 0: never
     int_weight: float = 1.0     # weight of the GAN-INT generator term (0 disables INT)
     int_beta: float = 0.5       # beta of Eq. 5
-    conditioning: str = "text"  # "text" (GAN-INT-CLS) or "class" (CGAN)
     num_classes: int = 200
-    max_words: int = 18
     captions_per_embedding: int = 4  # train on the mean embedding of 4 captions of the image (Reed et al.'s code)
     ema_decay: float = 0.0      # 0: no EMA generator (the reference has none)
     steps: int = 60000          # total training steps (~600 epochs of CUB at batch 64)
-    eval_every: int = 2000
-    sample_every: int = 1000
-    checkpoint_every: int = 2000
-    eval_samples: int = 2000
-    seed: int = 0
 
     @classmethod
     def paper(cls):
@@ -99,15 +87,7 @@ class Config:
                    lr=5e-4, lr_decay_every=1200, ema_decay=0.995, steps=3600, eval_every=600,
                    sample_every=300, checkpoint_every=600, eval_samples=500)
 
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
 
-
-def _num_upsamplings(image_size):
-    n = int(np.log2(image_size // 4))
-    if image_size < 16 or 4 * 2**n != image_size:
-        raise ValueError(f"image_size must be 4 * 2**k and >= 16 (16, 32, 64, 128...), got {image_size}.")
-    return n
 
 
 def compress(condition, proj_dim, name):
@@ -120,7 +100,7 @@ def build_generator(cfg, cond_dim):
     z = keras.Input((cfg.z_dim,), name="z")
     condition = keras.Input((cond_dim,), name="condition")
     h = layers.Concatenate()([z, compress(condition, cfg.proj_dim, "g_compress")])
-    ups = _num_upsamplings(cfg.image_size)
+    ups = num_upsamplings(cfg.image_size)
     width = cfg.ngf * 2 ** (ups - 1)
     h = layers.Dense(4 * 4 * width, use_bias=False)(h)
     h = layers.ReLU()(layers.BatchNormalization()(layers.Reshape((4, 4, width))(h)))
@@ -138,7 +118,7 @@ def build_discriminator(cfg, cond_dim):
     condition = keras.Input((cond_dim,), name="condition")
     h = layers.LeakyReLU(0.2)(layers.Conv2D(cfg.ndf, 4, strides=2, padding="same")(image))
     width = cfg.ndf
-    for _ in range(_num_upsamplings(cfg.image_size) - 1):
+    for _ in range(num_upsamplings(cfg.image_size) - 1):
         width *= 2
         h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
         h = layers.LeakyReLU(0.2)(layers.BatchNormalization()(h))
@@ -155,17 +135,14 @@ def interpolate_embeddings(t1, t2, beta=0.5):
 
 
 class _ConditionalGAN(PaperGAN):
-    """The shared machinery of CGAN and GAN-INT-CLS (conditioning differs)."""
+    """The shared machinery of CGAN and GAN-INT-CLS (the conditioning component differs)."""
 
     config_class = Config
 
     def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, interpolate_fn=None, **kwargs):
         cfg = self.resolve_config(config)
-        text = cfg.conditioning == "text"
-        cond_dim = cfg.embed_dim if text else cfg.num_classes
-        keras.utils.set_random_seed(cfg.seed)
-        super().__init__(cfg, build_generator(cfg, cond_dim), [build_discriminator(cfg, cond_dim)],
-                         text=text, **kwargs)
+        cond_dim = cfg.embed_dim if cfg.conditioning == "text" else cfg.num_classes
+        super().__init__(cfg, build_generator(cfg, cond_dim), [build_discriminator(cfg, cond_dim)], **kwargs)
         self.d_loss_fn = d_loss_fn or losses.matching_aware_d_loss
         self.g_loss_fn = g_loss_fn or losses.generator_loss
         self.interpolate_fn = interpolate_fn or interpolate_embeddings
@@ -174,16 +151,9 @@ class _ConditionalGAN(PaperGAN):
     def discriminator(self):
         return self.discriminators[0]
 
-    def _generate(self, condition, z=None, seed=0):
-        """Run the inference generator on `condition` (B, D); z (B, z_dim) or drawn from `seed`."""
-        z = self.noise(len(condition), z, seed)
-        images = self.inference_generator()([z, condition], training=False)
-        return np.asarray(ops.convert_to_numpy(images), "float32")
-
-    def sample_noise(self, batch):
-        n = ops.shape(batch["image"])[0]
-        return {"z": keras.random.normal((n, self.config.z_dim), seed=self.noise_seed),
-                "z_int": keras.random.normal((n, self.config.z_dim), seed=self.noise_seed)}
+    def generate_from(self, condition, noise):
+        """Images in [-1, 1] (numpy) from conditions (B, D) and noise `z`."""
+        return to_numpy_images(self.inference_generator()([noise["z"], condition], training=False))
 
 
 @keras.saving.register_keras_serializable("ganlib")
@@ -199,13 +169,21 @@ class GANINTCLS(_ConditionalGAN):
         g_loss_fn: `(fake_logits) -> scalar` (default the non-saturating loss).
         interpolate_fn: `(t1, t2, beta) -> t` (default Eq. 5).
 
-    Batches (from `dataset.pipeline(...)`) hold `image`, `tokens` and
-    `wrong_tokens` (a caption of another class). The text side (`embed`,
-    `encode_text`, `generate`) is `ganlib.models.base.PaperGAN`'s.
+    Batches (from `dataset.pipeline(...)`, as `SPEC.batch(config)` asks) hold `image`,
+    `tokens` and `wrong_tokens` (a caption of another class). The text side
+    (`embed`, `encode_text`, `generate`) is the conditioning component's
+    (`ganlib.conditioning`).
     """
 
+    def noise_shapes(self, n, training=False):
+        """z, and in training z_int for the interpolated embeddings of GAN-INT."""
+        shapes = {"z": (n, self.config.z_dim)}
+        if training:
+            shapes["z_int"] = (n, self.config.z_dim)
+        return shapes
+
     def generator_outputs(self, batch, noise, training=False):
-        e = self.embed(batch["tokens"])
+        e = self.condition.from_batch(self, batch)
         e_int = self.interpolate_fn(e, ops.roll(e, 1, axis=0), self.config.int_beta)
         return {
             "e": e,
@@ -215,13 +193,8 @@ class GANINTCLS(_ConditionalGAN):
         }
 
     def discriminator_loss(self, batch, fakes, training=True):
-        D, e = self.discriminator, fakes["e"]
-        s_r = D([batch["image"], e], training=training)
-        s_w = D([batch["image"], self.embed(batch["wrong_tokens"])], training=training)
-        s_f = D([fakes["fake"], e], training=training)
-        loss = self.d_loss_fn(s_r, s_w, s_f)
-        return loss, {"d_real": ops.mean(ops.sigmoid(s_r)), "d_wrong": ops.mean(ops.sigmoid(s_w)),
-                      "d_fake": ops.mean(ops.sigmoid(s_f))}
+        s_r, s_w, s_f = self.matching_aware_logits(self.discriminator, batch, fakes["e"], fakes["fake"], training)
+        return self.d_loss_fn(s_r, s_w, s_f), score_logs(s_r, s_w, s_f)
 
     def generator_loss(self, batch, fakes, training=True):
         D = self.discriminator
@@ -231,14 +204,11 @@ class GANINTCLS(_ConditionalGAN):
             loss = loss + self.config.int_weight * int_loss
         return loss, {}
 
-    def generate_from_embeddings(self, embeddings, z=None, seed=0):
-        """Images in [-1, 1] (numpy) for sentence embeddings; `z` (B, z_dim) or drawn from `seed`."""
-        return self._generate(self.check_embeddings(embeddings), z=z, seed=seed)
-
 
 @keras.saving.register_keras_serializable("ganlib")
 class CGAN(_ConditionalGAN):
-    """Class-conditional GAN (Mirza & Osindero 2014): the condition is a one-hot class id.
+    """Class-conditional GAN (Mirza & Osindero 2014): the condition is a one-hot class id
+    (`ganlib.conditioning.ClassConditioning`); `generate(class_ids)`.
 
     The plain conditional loss (no wrong pairs):
     $L_D = \\mathrm{bce}(D(x|y), 1) + \\mathrm{bce}(D(G(z|y)|y), 0)$,
@@ -249,11 +219,8 @@ class CGAN(_ConditionalGAN):
         cfg = self.resolve_config(config)
         super().__init__(cfg.replace(conditioning="class", int_weight=0.0), **kwargs)
 
-    def one_hot(self, class_ids):
-        return ops.one_hot(ops.cast(class_ids, "int32"), self.config.num_classes)
-
     def generator_outputs(self, batch, noise, training=False):
-        y = self.one_hot(batch["class_id"])
+        y = self.condition.from_batch(self, batch)
         return {"y": y, "fake": self.generator([noise["z"], y], training=training)}
 
     def discriminator_loss(self, batch, fakes, training=True):
@@ -264,20 +231,20 @@ class CGAN(_ConditionalGAN):
     def generator_loss(self, batch, fakes, training=True):
         return self.g_loss_fn(self.discriminator([fakes["fake"], fakes["y"]], training=training)), {}
 
-    def generate(self, class_ids, seed=0, z=None):
-        """Images in [-1, 1] for class ids (0-based); out-of-range ids raise ValueError."""
-        class_ids = np.atleast_1d(np.asarray(class_ids))
-        if class_ids.ndim != 1 or not np.issubdtype(class_ids.dtype, np.integer):
-            raise ValueError(f"class_ids: expected a 1-D list of integer class ids, got {class_ids!r}.")
-        bad = class_ids[(class_ids < 0) | (class_ids >= self.config.num_classes)]
-        if bad.size:
-            raise ValueError(f"class_ids: {bad.tolist()} out of range [0, {self.config.num_classes}).")
-        return self._generate(np.eye(self.config.num_classes, dtype="float32")[class_ids], z=z, seed=seed)
 
-
-def build(config=None, conditioning=None):
+def build(config=None, previous=None):
     """The model `ganlib train cgan` trains: GAN-INT-CLS, or CGAN with conditioning="class"."""
     cfg = config or Config.fast()
-    if conditioning:
-        cfg = cfg.replace(conditioning=conditioning)
     return CGAN(cfg) if cfg.conditioning == "class" else GANINTCLS(cfg)
+
+
+SPEC = PaperSpec(
+    name="cgan",
+    title="CGAN (Mirza & Osindero 2014) and GAN-INT-CLS (Reed et al. 2016)",
+    config=Config,
+    build=build,
+    batch=lambda cfg: batch_for(cfg, cfg.image_size),
+    conditions=("text", "class"),
+    variants={"class": Variant("Mirza & Osindero's class-conditional CGAN (one-hot species)",
+                               lambda cfg: cfg.replace(conditioning="class", int_weight=0.0))},
+)

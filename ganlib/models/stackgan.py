@@ -70,7 +70,8 @@ from keras import layers, ops
 
 from ganlib import losses
 from ganlib.layers import ConditioningAugmentation, Reparameterize, ReplicateConcat, reparameterize
-from ganlib.models.base import PaperGAN
+from ganlib.models.base import PaperConfig, PaperGAN, batch_norm, num_upsamplings, score_logs, to_numpy_images
+from ganlib.models.registry import PaperSpec, Variant, batch_for
 
 # CUB-200-2011 has 8855 training images: 138 steps of 64 per epoch (the reference's
 # `updates_per_epoch = int(num_examples / batch_size)`).
@@ -82,7 +83,7 @@ _STAGE_FIELD = {"image_size": "stage{}_size", "steps": "stage{}_steps", "lr_deca
 
 
 @dataclass
-class Config:
+class Config(PaperConfig):
     """Hyperparameters of StackGAN, both stages.
 
     `stage` picks the GAN this config trains (1: $G_0$, $D_0$; 2: $G$, $D$ on a
@@ -96,37 +97,27 @@ class Config:
     stage1_size: int = 64       # Stage-I output (Stage-II's input)
     stage2_size: int = 256      # Stage-II output
     z_dim: int = 100            # noise size
-    embed_dim: int = 256        # sentence embedding size (the shipped encoder's output)
     ca_dim: int = 128           # N_g: size of c_hat, and of D's compressed text embedding
     ngf: int = 128              # generator width (Stage-I: 8 ngf at 4x4; Stage-II: 4 ngf in the middle)
     ndf: int = 64               # discriminator width at the first layer
     res_blocks: int = 4         # Stage-II residual blocks (paper: 4 for 256x256, 2 for 128x128)
     kl_weight: float = 2.0      # lambda of Eq. 4 / 6 (the reference's COEFF.KL; the paper's text: 1)
     conditioning_augmentation: bool = True  # False: c_hat = mu, no KL (the paper's "without CA" ablation)
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
     stage1_steps: int = 600 * CUB_EPOCH_STEPS           # 600 epochs of CUB
     stage2_steps: int = 600 * CUB_EPOCH_STEPS           # 600 more epochs (epochs 600-1200)
     stage1_lr_decay_every: int = 50 * CUB_EPOCH_STEPS   # lr halves every 50 epochs (0: constant)
     stage2_lr_decay_every: int = 100 * CUB_EPOCH_STEPS  # ... every 100 epochs in Stage-II
-    conditioning: str = "text"
-    max_words: int = 18
-    ema_decay: float = 0.0      # 0: no EMA generator (the reference has none)
-    eval_every: int = 2000
-    sample_every: int = 1000
+    captions_per_embedding: int = 4  # the reference's NUM_EMBEDDING: the mean of 4 caption embeddings
+    wrong: str | None = "image"      # the reference's mismatched pair: a real image of another class
     checkpoint_every: int = 2000  # the reference's SNAPSHOT_INTERVAL
-    eval_samples: int = 2000
-    seed: int = 0
 
     def __post_init__(self):
         if self.stage not in (1, 2):
             raise ValueError(f"stage must be 1 (Stage-I) or 2 (Stage-II), got {self.stage!r}.")
         if self.conditioning != "text":
             raise ValueError(f"StackGAN is text-conditional: conditioning must be 'text', got {self.conditioning!r}.")
-        _num_upsamplings(self.stage1_size, "stage1_size")
-        _num_upsamplings(self.stage2_size, "stage2_size")
+        num_upsamplings(self.stage1_size, "stage1_size")
+        num_upsamplings(self.stage2_size, "stage2_size")
         if self.stage2_size <= self.stage1_size or self.stage2_size % self.stage1_size:
             raise ValueError(f"stage2_size must be a multiple of stage1_size larger than it "
                              f"(paper: 64 -> 256), got {self.stage1_size} -> {self.stage2_size}.")
@@ -143,9 +134,10 @@ class Config:
     def fast(cls, stage=1):
         """A classroom preset: 32 -> 64 birds, narrow nets, 2 residual blocks (the paper's
         choice for its smaller Stage-II), a higher learning rate halved once half-way,
-        an EMA generator; each stage a few minutes on 2 CPU cores."""
+        an EMA generator; each stage a few minutes on 2 CPU cores. One caption per image and
+        mismatched captions (not images), as lesson 02's figures were measured."""
         return cls(stage=stage, stage1_size=32, stage2_size=64, z_dim=32, ca_dim=64, ngf=16, ndf=32,
-                   res_blocks=2, batch_size=64, lr=5e-4, ema_decay=0.995,
+                   res_blocks=2, batch_size=64, lr=5e-4, ema_decay=0.995, captions_per_embedding=1, wrong="caption",
                    stage1_steps=2000, stage2_steps=1000, stage1_lr_decay_every=1000, stage2_lr_decay_every=500,
                    eval_every=500, sample_every=250, checkpoint_every=500, eval_samples=500)
 
@@ -174,18 +166,6 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-def _num_upsamplings(image_size, name="image_size"):
-    n = int(np.log2(max(image_size, 1) // 4)) if image_size >= 4 else 0
-    if image_size < 16 or 4 * 2**n != image_size:
-        raise ValueError(f"{name} must be 4 * 2**k and >= 16 (16, 32, 64, 128, 256...), got {image_size}.")
-    return n
-
-
-def _bn(name=None):
-    """Batch normalisation as the reference code has it (moving-average decay 0.9, epsilon 1e-5)."""
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
-
-
 # ---------------------------------------------------------------------------- F_ca
 def conditioning(embedding, eps, cfg, name):
     r"""$F_{ca}$: $(\mu, \log\sigma^2)$ = LeakyReLU(FC($\varphi_t$)) and $\hat c$ (or $\mu$ without CA).
@@ -203,15 +183,15 @@ def upsample_block(h, width, name=None):
     """Nearest-neighbour upsampling x2, 3x3 stride-1 conv, BN, ReLU (paper, "Implementation details")."""
     h = layers.UpSampling2D(2, interpolation="nearest")(h)
     h = layers.Conv2D(width, 3, padding="same", use_bias=False, name=name)(h)
-    return layers.ReLU()(_bn()(h))
+    return layers.ReLU()(batch_norm()(h))
 
 
 def residual_block(h, filters):
     r"""Stage-II's residual block (paper, "Implementation details"; He et al. 2016):
     $h + \mathrm{BN}(\mathrm{conv}_{3\times3}(\mathrm{ReLU}(\mathrm{BN}(\mathrm{conv}_{3\times3}(h)))))$, then ReLU."""
     r = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
-    r = layers.ReLU()(_bn()(r))
-    r = _bn()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(r))
+    r = layers.ReLU()(batch_norm()(r))
+    r = batch_norm()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(r))
     return layers.ReLU()(layers.Add()([h, r]))
 
 
@@ -229,8 +209,8 @@ def build_stage1_generator(cfg, reparameterize_fn=None):
     h = layers.Concatenate()([c_hat, z])  # the reference's order: [c ; z]
     width = cfg.ngf * 8
     h = layers.Dense(4 * 4 * width, use_bias=False)(h)
-    h = layers.ReLU()(_bn()(layers.Reshape((4, 4, width))(h)))
-    for _ in range(_num_upsamplings(cfg.stage1_size) - 1):
+    h = layers.ReLU()(batch_norm()(layers.Reshape((4, 4, width))(h)))
+    for _ in range(num_upsamplings(cfg.stage1_size) - 1):
         width //= 2
         h = upsample_block(h, width)
     h = layers.UpSampling2D(2, interpolation="nearest")(h)
@@ -262,9 +242,9 @@ def build_stage2_generator(cfg, reparameterize_fn=None, residual_block_fn=None):
     h = layers.ReLU()(layers.Conv2D(cfg.ngf, 3, padding="same")(image_lr))
     for width in (cfg.ngf * 2, cfg.ngf * 4):
         h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
-        h = layers.ReLU()(_bn()(h))
+        h = layers.ReLU()(batch_norm()(h))
     h = ReplicateConcat()([h, c_hat])
-    h = layers.ReLU()(_bn()(layers.Conv2D(cfg.ngf * 4, 3, padding="same", use_bias=False)(h)))
+    h = layers.ReLU()(batch_norm()(layers.Conv2D(cfg.ngf * 4, 3, padding="same", use_bias=False)(h)))
     block = residual_block_fn or residual_block
     for _ in range(cfg.res_blocks):
         h = block(h, cfg.ngf * 4)
@@ -284,16 +264,16 @@ def build_discriminator(cfg, image_size, name):
     embedding = keras.Input((cfg.embed_dim,), name="embedding")
     h = layers.LeakyReLU(0.2)(layers.Conv2D(cfg.ndf, 4, strides=2, padding="same")(image))
     width = cfg.ndf
-    for _ in range(_num_upsamplings(image_size) - 1):
+    for _ in range(num_upsamplings(image_size) - 1):
         width *= 2
         h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
-        h = layers.LeakyReLU(0.2)(_bn()(h))
+        h = layers.LeakyReLU(0.2)(batch_norm()(h))
     while width > cfg.ndf * 8:  # Stage-II's D: 32 ndf -> 16 ndf -> 8 ndf at 4x4
         width //= 2
-        h = layers.LeakyReLU(0.2)(_bn()(layers.Conv2D(width, 1, use_bias=False)(h)))
+        h = layers.LeakyReLU(0.2)(batch_norm()(layers.Conv2D(width, 1, use_bias=False)(h)))
     text = layers.LeakyReLU(0.2)(layers.Dense(cfg.ca_dim, name="compress")(embedding))
     h = ReplicateConcat()([h, text])
-    h = layers.LeakyReLU(0.2)(_bn()(layers.Conv2D(cfg.ndf * 8, 1, use_bias=False)(h)))
+    h = layers.LeakyReLU(0.2)(batch_norm()(layers.Conv2D(cfg.ndf * 8, 1, use_bias=False)(h)))
     logit = layers.Reshape(())(layers.Conv2D(1, 4, padding="valid", name="logit")(h))
     return keras.Model([image, embedding], logit, name=name)
 
@@ -336,11 +316,11 @@ class _StackGANStage(PaperGAN):
 
     config_class = Config
     stage = None
-    noise_names = ()
+    ca_noise = ()   # names of the CA noise inputs: "eps0" (Stage-I's F_ca), "eps" (Stage-II's)
 
-    def __init__(self, config, generator, discriminator, auxiliaries=(), d_loss_fn=None, g_loss_fn=None,
+    def __init__(self, config, generator, discriminator, helpers=None, d_loss_fn=None, g_loss_fn=None,
                  reparameterize_fn=None, **kwargs):
-        super().__init__(config, generator, [discriminator], auxiliaries=auxiliaries, **kwargs)
+        super().__init__(config, generator, [discriminator], helpers=helpers, **kwargs)
         self.d_loss_fn = d_loss_fn or losses.matching_aware_d_loss
         self.g_loss_fn = g_loss_fn or generator_loss
         self.reparameterize_fn = reparameterize_fn
@@ -356,50 +336,21 @@ class _StackGANStage(PaperGAN):
     def discriminator(self):
         return self.discriminators[0]
 
-    # ------------------------------------------------------------------ noise
-    def _noise_shapes(self, n):
+    def noise_shapes(self, n, training=False):
+        """z, then the CA noise of each F_ca (`eps0` for Stage-I's, `eps` for Stage-II's) with CA."""
         shapes = {"z": (n, self.config.z_dim)}
         if self.config.conditioning_augmentation:
-            shapes.update({name: (n, self.config.ca_dim) for name in self.noise_names})
+            shapes.update({name: (n, self.config.ca_dim) for name in self.ca_noise})
         return shapes
 
-    def sample_noise(self, batch):
-        n = ops.shape(batch["image"])[0]
-        return {k: keras.random.normal(shape, seed=self.noise_seed) for k, shape in self._noise_shapes(n).items()}
-
-    def draw_noise(self, n, seed=0):
-        """Every random input of the generator for `n` samples, numpy, drawn from `seed`:
-        `z` first (as `PaperGAN.noise`), then the CA noise `eps0` (Stage-I) and `eps` (Stage-II)."""
-        rng = np.random.default_rng(seed)
-        return {k: rng.standard_normal(shape).astype("float32") for k, shape in self._noise_shapes(n).items()}
-
-    def _check_noise(self, n, noise, z, seed):
-        drawn = self.draw_noise(n, seed)
-        noise = {**drawn, **(noise or {})}
-        if z is not None:
-            noise["z"] = z
-        for key, shape in self._noise_shapes(n).items():
-            noise[key] = np.asarray(noise[key], "float32")
-            if noise[key].shape != shape:
-                raise ValueError(f"noise[{key!r}]: expected shape {shape}, got {noise[key].shape}.")
-        return {k: ops.convert_to_tensor(v) for k, v in noise.items()}
-
-    def _ca_inputs(self, eps):
-        return [eps] if self.config.conditioning_augmentation else []
+    def _ca_inputs(self, noise, name):
+        return [noise[name]] if self.config.conditioning_augmentation else []
 
     # ------------------------------------------------------------------ losses
     def discriminator_loss(self, batch, fakes, training=True):
         """Matching-aware $L_D$ on (real, right), (wrong pair), (fake, right) (paper, Eq. 3 / 5)."""
-        D, e = self.discriminator, fakes["e"]
-        s_r = D([batch["image"], e], training=training)
-        if "wrong_image" in batch:   # the reference: a real image of another class, with this text
-            s_w = D([batch["wrong_image"], e], training=training)
-        else:                        # GAN-CLS: this real image with another class's caption
-            s_w = D([batch["image"], self.embed(batch["wrong_tokens"])], training=training)
-        s_f = D([fakes["fake"], e], training=training)
-        loss = self.d_loss_fn(s_r, s_w, s_f)
-        return loss, {"d_real": ops.mean(ops.sigmoid(s_r)), "d_wrong": ops.mean(ops.sigmoid(s_w)),
-                      "d_fake": ops.mean(ops.sigmoid(s_f))}
+        s_r, s_w, s_f = self.matching_aware_logits(self.discriminator, batch, fakes["e"], fakes["fake"], training)
+        return self.d_loss_fn(s_r, s_w, s_f), score_logs(s_r, s_w, s_f)
 
     def generator_loss(self, batch, fakes, training=True):
         r"""$L_G = \mathrm{bce}(D(G(\cdot), \varphi_t), 1) + \lambda D_{KL}$ (paper, Eq. 4 / 6); no KL without CA."""
@@ -407,17 +358,6 @@ class _StackGANStage(PaperGAN):
         weight = self.config.kl_weight if self.config.conditioning_augmentation else 0.0
         loss = self.g_loss_fn(s_f, fakes["mu"], fakes["logvar"], weight)
         return loss, {"kl": losses.kl_divergence(fakes["mu"], fakes["logvar"])}
-
-    def generate_from_embeddings(self, embeddings, z=None, seed=0, noise=None, return_stage1=False):
-        raise NotImplementedError
-
-    def generate(self, captions, seed=0, z=None, noise=None, return_stage1=False):
-        """Images in [-1, 1], numpy (B, H, W, 3), one per caption (Stage-II: also Stage-I's, see
-        `generate_from_embeddings`)."""
-        if isinstance(captions, str):
-            captions = [captions]
-        return self.generate_from_embeddings(self.encode_text(captions), z=z, seed=seed, noise=noise,
-                                             return_stage1=return_stage1)
 
 
 @keras.saving.register_keras_serializable("ganlib")
@@ -434,36 +374,28 @@ class StageIGAN(_StackGANStage):
         reparameterize_fn: `(mu, logvar, eps) -> c_hat` (default `reparameterize`).
 
     Pluggable functions are not saved: a loaded model uses the defaults.
+    Noise (`draw_noise`): `z`, `eps0`.
     """
 
     stage = 1
-    noise_names = ("eps0",)
+    ca_noise = ("eps0",)
 
     def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, reparameterize_fn=None, **kwargs):
         cfg = self._stage_config(config)
-        keras.utils.set_random_seed(cfg.seed)
         super().__init__(cfg, build_stage1_generator(cfg, reparameterize_fn),
                          build_discriminator(cfg, cfg.stage1_size, "D_0"),
                          d_loss_fn=d_loss_fn, g_loss_fn=g_loss_fn, reparameterize_fn=reparameterize_fn, **kwargs)
 
     def generator_outputs(self, batch, noise, training=False):
-        e = self.embed(batch["tokens"])
-        fake, mu, logvar = self.generator([noise["z"], e, *self._ca_inputs(noise.get("eps0"))], training=training)
+        e = self.condition.from_batch(self, batch)
+        fake, mu, logvar = self.generator([noise["z"], e, *self._ca_inputs(noise, "eps0")], training=training)
         return {"e": e, "fake": fake, "mu": mu, "logvar": logvar}
 
-    def generate_from_embeddings(self, embeddings, z=None, seed=0, noise=None, return_stage1=False):
-        """Stage-I images in [-1, 1] (numpy) for sentence embeddings.
-
-        Noise: `noise` (a dict like `draw_noise(n)`: `z`, `eps0`) and/or `z`; what is
-        not given is drawn from `seed`. (`return_stage1` is for Stage-II; here the
-        images are Stage-I's.)
-        """
-        e = self.check_embeddings(embeddings)
-        noise = self._check_noise(len(e), noise, z, seed)
-        e = ops.convert_to_tensor(e)
-        images = self.inference_generator()([noise["z"], e, *self._ca_inputs(noise.get("eps0"))],
+    def generate_from(self, condition, noise):
+        """Stage-I images in [-1, 1] (numpy) for sentence embeddings and noise `z`, `eps0`."""
+        images = self.inference_generator()([noise["z"], condition, *self._ca_inputs(noise, "eps0")],
                                             training=False)[0]
-        return np.asarray(ops.convert_to_numpy(images), "float32")
+        return to_numpy_images(images)
 
 
 @keras.saving.register_keras_serializable("ganlib")
@@ -471,9 +403,9 @@ class StageIIGAN(_StackGANStage):
     r"""StackGAN's Stage-II GAN: $G(s_0, \hat c)$ and $D(I, \varphi_t)$ on a frozen Stage-I (paper, "Stage-II GAN", Eq. 5-6).
 
     Stage-I's generator $G_0$ (its EMA copy if it has one) is copied into this
-    model as a frozen auxiliary network: saved with it, never trained, run in
-    inference mode. Stage-II's $F_{ca}$ is its own (paper: "a different fully
-    connected layer").
+    model as a frozen helper network named "G_0": saved with it, never trained,
+    run in inference mode. Stage-II's $F_{ca}$ is its own (paper: "a different
+    fully connected layer").
 
     Args:
         config: a `Config` (default `Config.paper()`); its `stage` is set to 2.
@@ -483,18 +415,19 @@ class StageIIGAN(_StackGANStage):
         d_loss_fn, g_loss_fn, reparameterize_fn: as `StageIGAN`.
         residual_block_fn: `(h, filters) -> h`, builds one residual block with Keras
             layers (default `residual_block`); lesson 02 plugs the student's in.
+
+    Noise (`draw_noise`): `z` and `eps0` for Stage-I, `eps` for Stage-II's F_ca.
     """
 
     stage = 2
-    noise_names = ("eps0", "eps")
+    ca_noise = ("eps0", "eps")
 
     def __init__(self, config=None, stage1=None, d_loss_fn=None, g_loss_fn=None, reparameterize_fn=None,
                  residual_block_fn=None, **kwargs):
         cfg = self._stage_config(config)
-        keras.utils.set_random_seed(cfg.seed)
         g0 = build_stage1_generator(cfg.replace(stage=1))
         super().__init__(cfg, build_stage2_generator(cfg, reparameterize_fn, residual_block_fn),
-                         build_discriminator(cfg, cfg.stage2_size, "D"), auxiliaries=[g0],
+                         build_discriminator(cfg, cfg.stage2_size, "D"), helpers={"G_0": g0},
                          d_loss_fn=d_loss_fn, g_loss_fn=g_loss_fn, reparameterize_fn=reparameterize_fn, **kwargs)
         if stage1 is not None:
             self.load_stage1(stage1)
@@ -502,7 +435,7 @@ class StageIIGAN(_StackGANStage):
     @property
     def stage1_generator(self):
         """The frozen $G_0$."""
-        return self.auxiliaries[1]
+        return self.helper("G_0")
 
     def load_stage1(self, stage1):
         """Copy a trained Stage-I's generator (its EMA copy if any) into the frozen $G_0$."""
@@ -523,33 +456,31 @@ class StageIIGAN(_StackGANStage):
                              + ", ".join(f"{f}={a!r} (Stage-II expects {b!r})" for f, (a, b) in mismatch.items()))
         self.stage1_generator.set_weights(stage1.inference_generator().get_weights())
 
-    def _stage1_images(self, z, e, eps0, training=False):
-        images = self.stage1_generator([z, e, *self._ca_inputs(eps0)], training=False)[0]
+    def _stage1_images(self, noise, e):
+        images = self.stage1_generator([noise["z"], e, *self._ca_inputs(noise, "eps0")], training=False)[0]
         return ops.stop_gradient(images)
 
     def generator_outputs(self, batch, noise, training=False):
-        e = self.embed(batch["tokens"])
-        s0 = self._stage1_images(noise["z"], e, noise.get("eps0"))
-        fake, mu, logvar = self.generator([s0, e, *self._ca_inputs(noise.get("eps"))], training=training)
+        e = self.condition.from_batch(self, batch)
+        s0 = self._stage1_images(noise, e)
+        fake, mu, logvar = self.generator([s0, e, *self._ca_inputs(noise, "eps")], training=training)
         return {"e": e, "fake": fake, "mu": mu, "logvar": logvar}
 
-    def generate_from_embeddings(self, embeddings, z=None, seed=0, noise=None, return_stage1=False):
-        """Stage-II images in [-1, 1] (numpy) for sentence embeddings.
+    def generate_from(self, condition, noise, return_stage1=False):
+        """Stage-II images in [-1, 1] (numpy); with `return_stage1`, `(stage1_images, stage2_images)`
+        of the same samples."""
+        s0 = self._stage1_images(noise, condition)
+        images = to_numpy_images(self.inference_generator()([s0, condition, *self._ca_inputs(noise, "eps")],
+                                                            training=False)[0])
+        return (to_numpy_images(s0), images) if return_stage1 else images
 
-        Noise: `noise` (a dict like `draw_noise(n)`: `z`, `eps0` for Stage-I's
-        $F_{ca}$, `eps` for Stage-II's) and/or `z`; what is not given is drawn from
-        `seed`. With `return_stage1=True`, returns `(stage1_images, stage2_images)`
-        of the same samples.
-        """
-        e = self.check_embeddings(embeddings)
-        noise = self._check_noise(len(e), noise, z, seed)
-        e = ops.convert_to_tensor(e)
-        s0 = self._stage1_images(noise["z"], e, noise.get("eps0"))
-        images = self.inference_generator()([s0, e, *self._ca_inputs(noise.get("eps"))], training=False)[0]
-        images = np.asarray(ops.convert_to_numpy(images), "float32")
-        if return_stage1:
-            return np.asarray(ops.convert_to_numpy(s0), "float32"), images
-        return images
+    def generate(self, conditions, seed=0, z=None, noise=None, return_stage1=False):
+        """As `PaperGAN.generate`; `return_stage1=True` also returns Stage-I's images of the same samples."""
+        return self.generate_from(*self.inference_inputs(conditions, seed, z, noise), return_stage1=return_stage1)
+
+    def generate_from_embeddings(self, embeddings, z=None, seed=0, noise=None, return_stage1=False):
+        return self.generate_from(*self.inference_inputs(embeddings, seed, z, noise, encoded=True),
+                                  return_stage1=return_stage1)
 
 
 # ---------------------------------------------------------------------------- runs
@@ -568,30 +499,13 @@ def build(config=None, previous=None):
     return StageIIGAN(cfg, stage1=previous)
 
 
-# ---------------------------------------------------------------------------- diversity
-def mean_pairwise_distance(features):
-    r"""Mean Euclidean distance over the pairs $i < j$ of rows of `features` (N, F), numpy."""
-    f = np.asarray(features, np.float64)
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"features: expected shape (N >= 2, F), got {f.shape}.")
-    squared = np.sum(f**2, 1)
-    d2 = np.maximum(squared[:, None] + squared[None] - 2 * f @ f.T, 0.0)
-    i, j = np.triu_indices(len(f), 1)
-    return float(np.mean(np.sqrt(d2[i, j])))
-
-
-def sample_diversity(model, captions, n=16, seed=0, distance_fn=None, evaluator=None):
-    """Diversity of the samples for one caption: for each caption, `n` samples (different z and
-    epsilon), the mean pairwise distance of their SynthBirds evaluation-net features
-    (`ganlib.metrics.Evaluator`), averaged over the captions."""
-    from ganlib import metrics
-
-    evaluator = evaluator or metrics.default_evaluator()
-    distance_fn = distance_fn or mean_pairwise_distance
-    if isinstance(captions, str):
-        captions = [captions]
-    scores = []
-    for k, caption in enumerate(captions):
-        images = model.generate([caption] * n, seed=seed + k)
-        scores.append(float(distance_fn(evaluator.predict(images)["features"])))
-    return float(np.mean(scores))
+SPEC = PaperSpec(
+    name="stackgan",
+    title="StackGAN (Zhang et al. 2017)",
+    config=Config,
+    build=build,
+    batch=lambda cfg: batch_for(cfg, cfg.image_size),
+    stages=stages,
+    variants={"no-ca": Variant("without conditioning augmentation (c_hat = mu, no KL): the paper's ablation",
+                               lambda cfg: cfg.replace(conditioning_augmentation=False))},
+)

@@ -80,7 +80,6 @@ logits with a numerically stable cross-entropy instead of sigmoid + BCELoss.
 BatchNorm keeps PyTorch's momentum (0.1, i.e. Keras' 0.9) and epsilon (1e-5).
 """
 
-import dataclasses
 from dataclasses import dataclass
 
 import keras
@@ -88,15 +87,18 @@ import numpy as np
 from keras import layers, ops
 
 from ganlib import losses
+from ganlib.losses import colour_statistics  # noqa: F401  (lesson 03's reference)
 from ganlib.layers import GLU, ConditioningAugmentation, Reparameterize, ReplicateConcat
-from ganlib.models.base import PaperGAN
+from ganlib.models.base import PaperConfig
+from ganlib.models.multiscale import MultiScaleGAN, downsample  # noqa: F401  (lesson 03 uses sgpp.downsample)
+from ganlib.models.registry import PaperSpec, Variant, batch_for
 
 CONDITIONINGS = ("text", "none")
 
 
 @dataclass
-class Config:
-    """Hyperparameters of StackGAN++.
+class Config(PaperConfig):
+    """Hyperparameters of StackGAN++ (the fields every paper has are `PaperConfig`'s).
 
     `paper()` holds the reference birds settings (hanzhanggit/StackGAN-v2,
     `cfg/birds_3stages.yml`); `paper(unconditional=True)` its unconditional ones
@@ -107,36 +109,28 @@ class Config:
     image_size: int = 256       # the last branch's size; branch i is image_size / 2**(branches-1-i)
     branches: int = 3           # cfg.TREE.BRANCH_NUM: 64, 128, 256
     z_dim: int = 100            # cfg.GAN.Z_DIM
-    embed_dim: int = 256        # sentence embedding size (the shipped encoder's output)
     ca_dim: int = 128           # N_g, the CA condition size (cfg.GAN.EMBEDDING_DIM)
     ngf: int = 64               # G width: channels of h_0 (F_0 starts at ngf * base/4 at 4x4)
     ndf: int = 64               # D width of the first convolution
     num_residual: int = 2       # residual blocks per F_i (cfg.GAN.R_NUM)
     batch_size: int = 24
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
     kl_weight: float = 2.0      # cfg.TRAIN.COEFF.KL
     uncond_weight: float = 1.0  # cfg.TRAIN.COEFF.UNCOND_LOSS (lambda_u)
     color_weight: float = 0.0   # cfg.TRAIN.COEFF.COLOR_LOSS (alpha): 0 for birds, 50 unconditional
     color_mean: float = 1.0     # lambda_1 of the colour-consistency loss
     color_cov: float = 5.0      # lambda_2 of the colour-consistency loss
-    conditioning: str = "text"  # "text" or "none" (the unconditional setting)
-    max_words: int = 18
+    wrong: str | None = "image"  # the reference's wrong pair: a real image of another class, right text
     ema_decay: float = 0.999    # the reference's averaged G (avg_param_G)
     steps: int = 221400         # 600 epochs of CUB's 8855 training images at batch 24
-    eval_every: int = 2000
+    lr_decay_every: int = 0     # the reference keeps the learning rate constant
     sample_every: int = 2000
-    checkpoint_every: int = 2000  # cfg.TRAIN.SNAPSHOT_INTERVAL
-    eval_samples: int = 2000
-    seed: int = 0
 
     @classmethod
     def paper(cls, unconditional=False):
         """The reference settings: birds (3 branches 64/128/256, ngf 64, ndf 64, z 100,
         CA 128, 2 residual blocks, batch 24, Adam 2e-4 (0.5, 0.999), KL 2,
-        unconditional loss 1, colour loss 0); `unconditional=True`: no text,
-        colour loss 50 (the LSUN / ImageNet configs)."""
+        unconditional loss 1, colour loss 0, wrong images as mismatched pairs);
+        `unconditional=True`: no text, colour loss 50 (the LSUN / ImageNet configs)."""
         cfg = cls()
         return cfg.unconditional() if unconditional else cfg
 
@@ -144,19 +138,17 @@ class Config:
     def fast(cls, unconditional=False):
         """A classroom preset: two branches (32 and 64 px), narrow nets (ngf = ndf = 16: h_0 has
         16 channels at 32 px, D starts at 16), z 32, CA 64, lr 5e-4 and an EMA generator
-        (0.995): 2400 steps, measured 6.5 minutes with TensorFlow on 2 (shared) CPU cores."""
+        (0.995): 2400 steps. Its mismatched pairs are real images with a wrong caption
+        (`wrong="caption"`), as lesson 03's figures were measured."""
         cfg = cls(image_size=64, branches=2, z_dim=32, ca_dim=64, ngf=16, ndf=16, num_residual=2,
-                  batch_size=24, lr=5e-4, ema_decay=0.995, steps=2400, eval_every=600,
+                  batch_size=24, lr=5e-4, ema_decay=0.995, steps=2400, eval_every=600, wrong="caption",
                   sample_every=300, checkpoint_every=600, eval_samples=500)
         return cfg.unconditional() if unconditional else cfg
 
     def unconditional(self):
         """The same config in the paper's unconditional setting: no text, colour loss 50
         (`uncond_weight` 0 as in those configs; D has a single, unconditional logit)."""
-        return self.replace(conditioning="none", color_weight=50.0, uncond_weight=0.0)
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
+        return self.replace(conditioning="none", color_weight=50.0, uncond_weight=0.0, wrong=None)
 
     @property
     def branch_sizes(self):
@@ -334,48 +326,9 @@ def joint_g_loss(fake_cond, fake_uncond, uncond_weight=1.0):
     return loss
 
 
-def downsample(images, size):
-    """Area (box-filter) downsampling of `(B, S, S, C)` images to `size`, S a multiple of size.
-
-    The image pyramid of the real images: every branch sees the same crop.
-    """
-    shape = ops.shape(images)
-    factor = int(images.shape[1]) // int(size)
-    if factor == 1:
-        return images
-    x = ops.reshape(images, (shape[0], size, factor, size, factor, shape[-1]))
-    return ops.mean(x, axis=(2, 4))
-
-
-def colour_statistics(images):
-    r"""Per-image pixel mean $\mu$ (B, 3) and biased covariance $\Sigma$ (B, 3, 3) of
-    `(B, H, W, 3)` images: the statistics the colour-consistency loss compares."""
-    return losses._colour_statistics(images)
-
-
-def color_mismatch(branch_images):
-    """Per adjacent pair of branches, the two terms of the colour-consistency loss (numpy).
-
-    Args:
-        branch_images: list of `(B, H_i, W_i, 3)` images of the same inputs, smallest first.
-
-    Returns:
-        list of dicts `{"sizes", "mean", "cov"}`: `mean` = mean over images and
-        components of (mu_i - mu_{i-1})**2, `cov` the same for the covariances.
-    """
-    out = []
-    for lo, hi in zip(branch_images[:-1], branch_images[1:]):
-        mu_lo, cov_lo = colour_statistics(ops.convert_to_tensor(np.asarray(lo, "float32")))
-        mu_hi, cov_hi = colour_statistics(ops.convert_to_tensor(np.asarray(hi, "float32")))
-        out.append({"sizes": (int(np.shape(lo)[1]), int(np.shape(hi)[1])),
-                    "mean": float(np.mean((ops.convert_to_numpy(mu_hi) - ops.convert_to_numpy(mu_lo)) ** 2)),
-                    "cov": float(np.mean((ops.convert_to_numpy(cov_hi) - ops.convert_to_numpy(cov_lo)) ** 2))})
-    return out
-
-
 # --------------------------------------------------------------------------- the model
 @keras.saving.register_keras_serializable("ganlib")
-class StackGANpp(PaperGAN):
+class StackGANpp(MultiScaleGAN):
     """StackGAN++: a tree generator with one discriminator per branch (Zhang et al. 2018).
 
     Args:
@@ -390,115 +343,72 @@ class StackGANpp(PaperGAN):
             `ganlib.losses.color_consistency`), added to G's loss with weight
             `config.color_weight`; `x_{i-1}` is held constant.
         pyramid_fn: `(images, size) -> images`, the real images of the smaller
-            branches from the batch's `image` (default `downsample`, area). A
-            batch key `image_<size>` (`pipeline(pyramid=...)`) is used instead
-            when present.
+            branches when the batch has no `image_<size>` (default area `downsample`).
 
-    Batches hold `image` at `config.image_size` (the last branch), `tokens` and
-    `wrong_tokens`. `generator` (outputs every branch, then mu and logvar) and
-    `discriminators` (one per branch, smallest first) are Keras models.
+    Batches hold `image` at `config.image_size` (the last branch), `image_<s>` for
+    the smaller branches, `tokens` and the mismatched pair (`wrong_image` or
+    `wrong_tokens`), as `SPEC.batch(config)` asks the pipeline. `generator`
+    (outputs every branch, then mu and logvar) and `discriminators` (one per branch,
+    smallest first) are Keras models.
     """
 
     config_class = Config
 
     def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, color_fn=None, pyramid_fn=None, **kwargs):
         cfg = self.resolve_config(config).validate()
-        keras.utils.set_random_seed(cfg.seed)
-        super().__init__(cfg, build_generator(cfg), build_discriminators(cfg),
-                         text=cfg.conditioning == "text", **kwargs)
+        super().__init__(cfg, build_generator(cfg), build_discriminators(cfg), pyramid_fn=pyramid_fn, **kwargs)
         self.d_loss_fn = d_loss_fn or joint_d_loss
         self.g_loss_fn = g_loss_fn or joint_g_loss
         self.color_fn = color_fn or losses.color_consistency
-        self.pyramid_fn = pyramid_fn or downsample
 
-    @property
-    def branch_sizes(self):
-        return self.config.branch_sizes
-
-    @property
-    def conditional(self):
-        return self.config.conditioning == "text"
+    def noise_shapes(self, n, training=False):
+        """z, and the CA noise eps with text."""
+        shapes = {"z": (n, self.config.z_dim)}
+        if self.config.conditioning == "text":
+            shapes["eps"] = (n, self.config.ca_dim)
+        return shapes
 
     # ------------------------------------------------------------ training
-    def real_images(self, batch):
-        """The real image of every branch, smallest first: the batch's `image_<s>`
-        when present, else `pyramid_fn(image, s)` (the same crop at every scale)."""
-        x = ops.convert_to_tensor(batch["image"], "float32")
-        out = []
-        for s in self.branch_sizes:
-            key = f"image_{s}"
-            if s == self.config.image_size:
-                out.append(x)
-            elif key in batch:
-                out.append(ops.convert_to_tensor(batch[key], "float32"))
-            else:
-                out.append(self.pyramid_fn(x, s))
-        return out
-
-    def sample_noise(self, batch):
-        n = ops.shape(batch["image"])[0]
-        noise = {"z": keras.random.normal((n, self.config.z_dim), seed=self.noise_seed)}
-        if self.conditional:
-            noise["eps"] = keras.random.normal((n, self.config.ca_dim), seed=self.noise_seed)
-        return noise
-
     def generator_outputs(self, batch, noise, training=False):
         m = self.config.branches
-        if not self.conditional:
-            images = self.generator([noise["z"]], training=training)
-            images = images if isinstance(images, (list, tuple)) else [images]
-            return {f"fake_{i}": images[i] for i in range(m)}
-        e = self.embed(batch["tokens"])
+        if self.config.conditioning != "text":
+            return {"images": self.run_tree([noise["z"]], training)}
+        e = self.condition.from_batch(self, batch)
         outs = self.generator([noise["z"], e, noise["eps"]], training=training)
-        fakes = {f"fake_{i}": outs[i] for i in range(m)}
-        fakes["mu"], fakes["logvar"] = outs[m], outs[m + 1]
-        # D's condition for the wrong pairs: the CA mean of the mismatched caption.
-        _, fakes["mu_wrong"], _ = self.generator.get_layer("F_ca")(self.embed(batch["wrong_tokens"]), sample=False)
+        # D's condition is the CA mean mu (the reference's `mu.detach()` in the D update).
+        fakes = {"images": list(outs[:m]), "c": outs[m], "mu": outs[m], "logvar": outs[m + 1]}
+        if "wrong_image" not in batch:   # the mismatched caption's CA mean
+            wrong = self.condition.from_batch(self, batch, wrong=True)
+            _, fakes["c_wrong"], _ = self.generator.get_layer("F_ca")(wrong, sample=False)
         return fakes
 
-    def _color_term(self, fakes):
-        """sum_{i>=1} color_fn(s_i, stop_gradient(s_{i-1})), the lower branch held constant."""
-        cfg, total = self.config, 0.0
-        for i in range(1, cfg.branches):
-            total = total + self.color_fn(fakes[f"fake_{i}"], ops.stop_gradient(fakes[f"fake_{i - 1}"]),
-                                          cfg.color_mean, cfg.color_cov)
-        return total
+    def run_tree(self, inputs, training):
+        images = self.generator(inputs, training=training)
+        return list(images) if isinstance(images, (list, tuple)) else [images]
 
-    def discriminator_loss(self, batch, fakes, training=True):
+    def branch_d_loss(self, real, wrong, fake):
+        """`joint_d_loss` with text; without, bce(r, 1) + bce(f, 0) on the single logit."""
+        if real[0] is None:
+            return losses.bce(real[1], 1.0) + losses.bce(fake[1], 0.0)
+        return self.d_loss_fn(*real, *wrong, *fake, self.config.uncond_weight)
+
+    def branch_g_loss(self, fake):
+        if fake[0] is None:
+            return losses.generator_loss(fake[1])
+        return self.g_loss_fn(*fake, self.config.uncond_weight)
+
+    def extra_generator_loss(self, batch, fakes):
+        r"""$\alpha \sum_{i \ge 1} L_{C_i}$ (the lower branch held constant) and $\lambda_{KL} D_{KL}$ with text."""
         cfg, total, logs = self.config, 0.0, {}
-        for i, (D, x) in enumerate(zip(self.discriminators, self.real_images(batch))):
-            s = fakes[f"fake_{i}"]
-            if not self.conditional:
-                r, f = D(x, training=training), D(s, training=training)
-                loss = losses.bce(r, 1.0) + losses.bce(f, 0.0)
-                logs.update({"d_real": ops.mean(ops.sigmoid(r)), "d_fake": ops.mean(ops.sigmoid(f))})
-            else:
-                rc, ru = D([x, fakes["mu"]], training=training)
-                wc, wu = D([x, fakes["mu_wrong"]], training=training)
-                fc, fu = D([s, fakes["mu"]], training=training)
-                loss = self.d_loss_fn(rc, ru, wc, wu, fc, fu, cfg.uncond_weight)
-                logs.update({"d_real": ops.mean(ops.sigmoid(rc)), "d_wrong": ops.mean(ops.sigmoid(wc)),
-                             "d_fake": ops.mean(ops.sigmoid(fc))})
-            logs[f"d_loss_{self.branch_sizes[i]}"] = loss
-            total = total + loss
-        return total, logs  # d_real/d_wrong/d_fake: of the last (largest) branch
-
-    def generator_loss(self, batch, fakes, training=True):
-        cfg, total = self.config, 0.0
-        for i, D in enumerate(self.discriminators):
-            s = fakes[f"fake_{i}"]
-            if self.conditional:
-                fc, fu = D([s, fakes["mu"]], training=training)
-                total = total + self.g_loss_fn(fc, fu, cfg.uncond_weight)
-            else:
-                total = total + losses.generator_loss(D(s, training=training))
-        logs = {}
+        images = fakes["images"]
         if cfg.branches > 1:
-            color = self._color_term(fakes)
+            color = 0.0
+            for lo, hi in zip(images[:-1], images[1:]):
+                color = color + self.color_fn(hi, ops.stop_gradient(lo), cfg.color_mean, cfg.color_cov)
             logs["color"] = ops.stop_gradient(color)
             if cfg.color_weight:
                 total = total + cfg.color_weight * color
-        if self.conditional:
+        if "mu" in fakes:
             kl = losses.kl_divergence(fakes["mu"], fakes["logvar"])
             logs["kl"] = kl
             if cfg.kl_weight:
@@ -506,58 +416,24 @@ class StackGANpp(PaperGAN):
         return total, logs
 
     # ------------------------------------------------------------ inference
-    def _draw(self, n, z=None, seed=0):
-        z = self.noise(n, z, seed)
-        eps = np.random.default_rng([seed, 1]).standard_normal((n, self.config.ca_dim)).astype("float32")
-        return z, eps
-
-    def generate_branches_from_embeddings(self, embeddings=None, z=None, seed=0, n=None):
-        """Every branch's images (list, smallest first, numpy in [-1, 1]).
-
-        Text: one image per row of `embeddings` (B, embed_dim); unconditional:
-        `n` images (or one per row of `z`).
-        """
-        G = self.inference_generator()
-        if self.conditional:
-            embeddings = self.check_embeddings(embeddings)
-            z, eps = self._draw(len(embeddings), z, seed)
-            outs = G([z, embeddings, eps], training=False)[: self.config.branches]
-        else:
-            n = len(z) if z is not None and n is None else n
-            if n is None:
-                raise ValueError("n: the number of images to generate (the model is unconditional).")
-            z, _ = self._draw(int(n), z, seed)
-            outs = G([z], training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        return [np.asarray(ops.convert_to_numpy(o), "float32") for o in outs]
-
-    def generate_from_embeddings(self, embeddings, z=None, seed=0):
-        """The last branch's images in [-1, 1] (numpy) for sentence embeddings."""
-        return self.generate_branches_from_embeddings(embeddings, z=z, seed=seed)[-1]
-
-    def generate_branches(self, captions, seed=0, z=None):
-        """Every branch's images for captions (list, smallest first).
-
-        Unconditional models take a list of captions only for its length (or an int).
-        """
-        if isinstance(captions, str):
-            captions = [captions]
-        if not self.conditional:
-            n = captions if isinstance(captions, (int, np.integer)) else len(captions)
-            return self.generate_branches_from_embeddings(None, z=z, seed=seed, n=n)
-        return self.generate_branches_from_embeddings(self.encode_text(captions), z=z, seed=seed)
-
-    def generate(self, captions, seed=0, z=None):
-        """The last branch's images in [-1, 1], numpy (B, image_size, image_size, 3),
-        one per caption (unconditional: one per caption, the text ignored)."""
-        return self.generate_branches(captions, seed=seed, z=z)[-1]
+    def generate_scales_from(self, condition, noise):
+        if self.config.conditioning != "text":
+            return self.run_generator([noise["z"]])
+        return self.run_generator([noise["z"], condition, noise["eps"]])
 
 
-def build(config=None, conditioning=None):
-    """The model `ganlib train stackganpp` trains (`conditioning="none"`: unconditional)."""
-    cfg = config or Config.fast()
-    if conditioning == "none" and cfg.conditioning != "none":
-        cfg = cfg.unconditional()
-    elif conditioning:
-        cfg = cfg.replace(conditioning=conditioning)
-    return StackGANpp(cfg)
+def build(config=None, previous=None):
+    """The model `ganlib train stackganpp` trains (`config.conditioning="none"`: unconditional)."""
+    return StackGANpp(config or Config.fast())
+
+
+SPEC = PaperSpec(
+    name="stackganpp",
+    title="StackGAN++ (Zhang et al. 2018)",
+    config=Config,
+    build=build,
+    batch=lambda cfg: batch_for(cfg, cfg.image_size, pyramid=cfg.branch_sizes[:-1]),
+    conditions=CONDITIONINGS,
+    variants={"unconditional": Variant("no text, colour-consistency weight 50 (the paper's unconditional "
+                                       "setting)", lambda cfg: cfg.unconditional())},
+)

@@ -6,7 +6,7 @@ Times one training step (forward + backward + Adam, via `fit`) of the fast
 GAN-INT-CLS generator's up-sampling stack (4x4x256 -> 32x32x3, batch 32) with
 `mode="transpose"` (the backend's transposed convolution) and `mode="phases"`
 (one ordinary convolution per layer, interleaved), and prints ms per step.
-`ganlib.training.upconv_mode()` picks the faster one per backend. Not collected
+`ganlib.backend.upconv_mode()` picks the faster one per backend. Not collected
 by pytest.
 """
 
@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from ganlib.layers import UpConv
-from ganlib.training import upconv_mode
+from ganlib.backend import upconv_mode
 
 
 def generator_stack(mode):

@@ -45,6 +45,9 @@ import os
 
 import numpy as np
 
+from ganlib.metrics.images import as_model_images
+from ganlib.metrics.scores import feature_statistics, frechet_distance, inception_score
+
 INPUT_SIZE = 299
 NUM_CLASSES = 1000
 FEATURE_DIM = 2048
@@ -167,9 +170,7 @@ class InceptionNetwork:
         Returns:
             ``{"features": (N, 2048), "probs": (N, 1000)}`` float32 numpy arrays.
         """
-        from ganlib.metrics import _as_model_images
-
-        x = _as_model_images(images)
+        x = as_model_images(images)
         batch_size = int(batch_size)
         if batch_size < 1:
             raise ValueError(f"InceptionNetwork.predict: `batch_size` must be >= 1, got {batch_size}")
@@ -191,3 +192,131 @@ def default_inception(weights="imagenet"):
     if key not in _NETWORKS:
         _NETWORKS[key] = InceptionNetwork.load(weights)
     return _NETWORKS[key]
+
+
+# --------------------------------------------------------------------------- #
+# Real data: InceptionV3 (ganlib.metrics.inception)
+# --------------------------------------------------------------------------- #
+def inception_statistics(images, network=None, batch_size=50):
+    """FID statistics (mu, sigma) of the InceptionV3 2048-d pool features of ``images``.
+
+    This is what FID code precomputes once for the real set (Heusel et al.'s
+    ``fid_stats_*.npz``); keep it with :func:`save_statistics`.
+
+    Args:
+        images: (N >= 2, S, S, 3) floats in [-1, 1] or uint8 in [0, 255].
+        network: an :class:`ganlib.metrics.inception.InceptionNetwork` (default: ImageNet
+            weights, :func:`ganlib.metrics.inception.default_inception`).
+        batch_size: images per forward pass.
+
+    Raises:
+        InceptionWeightsUnavailable: no network given and the ImageNet weights are
+            not available offline.
+    """
+    network = network if network is not None else default_inception()
+    return feature_statistics(network.predict(images, batch_size=batch_size)["features"])
+
+
+def inception_metrics(images, real_statistics, network=None, splits=10, batch_size=50):
+    """FID and Inception Score of generated images with InceptionV3 (one forward pass).
+
+    Args:
+        images: (N, S, S, 3) generated images in [-1, 1] (or uint8).
+        real_statistics: (mu, sigma) of the real set, from :func:`inception_statistics`
+            or :func:`load_statistics`.
+        network: default :func:`ganlib.metrics.inception.default_inception` (ImageNet weights).
+        splits: Inception Score splits (10 as in the papers; reduced to N when N < 10).
+
+    Returns:
+        dict with ``fid``, ``inception_score``, ``inception_score_std`` (Python floats).
+    """
+    try:
+        mu, sigma = real_statistics
+    except (TypeError, ValueError):
+        raise ValueError("inception_metrics: `real_statistics` must be a (mu, sigma) pair from "
+                         "ganlib.metrics.inception_statistics or load_statistics") from None
+    network = network if network is not None else default_inception()
+    out = network.predict(images, batch_size=batch_size)
+    n = out["probs"].shape[0]
+    fid = frechet_distance(*feature_statistics(out["features"]), mu, sigma) if n >= 2 else float("nan")
+    is_mean, is_std = inception_score(out["probs"], splits=min(int(splits), n))
+    return {"fid": fid, "inception_score": is_mean, "inception_score_std": is_std}
+
+
+_STATISTICS_KEYS = ("mu", "sigma")
+
+
+def save_statistics(path, mu, sigma, **metadata):
+    """Write FID statistics to an ``.npz`` file: arrays ``mu`` (F,), ``sigma`` (F, F), plus metadata.
+
+    Metadata (e.g. ``count=N``, ``dataset="cub"``, ``split="test"``,
+    ``image_size=256``, ``weights="imagenet"``) is stored as scalar entries and
+    returned by ``load_statistics(path, with_metadata=True)``. The file is written
+    to exactly ``path`` (no suffix added), atomically (temporary file + rename).
+    """
+    import pathlib
+
+    mu = np.asarray(mu, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"save_statistics: expected mu (F,) and sigma (F, F), got {mu.shape} and {sigma.shape}")
+    extra = {}
+    for key, value in metadata.items():
+        if key in _STATISTICS_KEYS:
+            raise ValueError(f"save_statistics: metadata key {key!r} is reserved")
+        if isinstance(value, (np.generic,)):
+            value = value.item()
+        if not isinstance(value, (str, int, float, bool)):
+            raise ValueError(f"save_statistics: metadata {key}={value!r} must be a str, int, float or bool")
+        extra[key] = np.asarray(value)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, mu=mu, sigma=sigma, **extra)
+    os.replace(tmp, path)
+    return path
+
+
+def load_statistics(path, with_metadata=False):
+    """Read FID statistics written by :func:`save_statistics` (or any ``.npz`` with ``mu``, ``sigma``).
+
+    Returns:
+        ``(mu, sigma)``, or ``(mu, sigma, metadata)`` with ``with_metadata=True``
+        (metadata: dict of Python scalars).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not an ``.npz`` file, ``mu`` / ``sigma`` missing, of the wrong
+            shapes, or not finite (the message names the file).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"FID statistics file {path} does not exist (write one with "
+                                "ganlib.metrics.save_statistics(path, *inception_statistics(real_images)))")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable .npz file of FID statistics "
+                         f"(expected arrays 'mu' and 'sigma'): {error}") from None
+    if not hasattr(data, "files"):
+        raise ValueError(f"{path} holds a single array, not an .npz file of FID statistics "
+                         "(expected arrays 'mu' and 'sigma')")
+    try:
+        with data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as error:
+        raise ValueError(f"{path}: cannot read the FID statistics in it: {error}") from None
+    missing = [k for k in _STATISTICS_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: FID statistics file lacks {missing}; it holds {sorted(arrays)} "
+                         "(expected 'mu' (F,) and 'sigma' (F, F))")
+    mu, sigma = arrays.pop("mu"), arrays.pop("sigma")
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"{path}: expected 'mu' of shape (F,) and 'sigma' of shape (F, F), "
+                         f"got {mu.shape} and {sigma.shape}")
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sigma))):
+        raise ValueError(f"{path}: 'mu' / 'sigma' have non-finite entries")
+    if not with_metadata:
+        return mu, sigma
+    return mu, sigma, {k: (v.item() if v.ndim == 0 else v) for k, v in arrays.items()}

@@ -1,0 +1,236 @@
+r"""What a model is conditioned on: one named component per kind of condition.
+
+A paper's model does not read captions, class ids or embeddings itself; it asks
+its `Conditioning` component, chosen by the config's `conditioning` field:
+
+| kind | config | training batches hold | `generate(...)` takes |
+|---|---|---|---|
+| `"text"` | sentence embedding $\varphi(t)$ from `text_encoder` | `tokens` (or `embeddings`), `wrong_*` | captions, or an embeddings array |
+| `"class"` | one-hot class id (Mirza & Osindero's CGAN) | `class_id` | class ids |
+| `"none"` | nothing (StackGAN++'s unconditional setting) | `image` only | a number of images |
+
+Text encoders (`Config.text_encoder`):
+
+* `"synthbirds"`: the shipped SynthBirds sentence encoder (256-d, frozen), a stand-in
+  for Reed et al.'s char-CNN-RNN; its output is rescaled to norm $\sqrt{d}$
+  (`SentenceConditioning.embed_tokens`);
+* `"char-cnn-rnn"`: the 1024-d char-CNN-RNN embeddings that the reference
+  datasets ship (`char-CNN-RNN-embeddings.pickle`, 10 per image), read by the
+  data pipeline and used as they are, as the reference code does. New captions
+  cannot be encoded offline: `generate` then takes an embeddings array.
+
+Word features + mask (AttnGAN's DAMSM) and label maps (pix2pixHD) are further kinds
+that join with their papers. Frozen helper networks (the sentence encoder) are
+provided by the component under a name (`helpers()`), and models find them by that
+name (`PaperGAN.helper(name)`), never by position.
+"""
+
+import numpy as np
+from keras import ops
+
+#: text encoders and the width of their sentence embedding
+TEXT_ENCODERS = {"synthbirds": 256, "char-cnn-rnn": 1024}
+KINDS = ("text", "class", "none")
+SENTENCE_ENCODER = "sentence_encoder"
+
+
+class SentenceConditioning:
+    """A sentence embedding per image: the mean embedding of the batch's k captions.
+
+    Args:
+        embed_dim: width of the embedding the networks take.
+        text_encoder: a key of `TEXT_ENCODERS`.
+        max_words: token sequence length (SynthBirds encoder).
+    """
+
+    kind = "text"
+
+    def __init__(self, embed_dim, text_encoder="synthbirds", max_words=18):
+        if text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"text_encoder must be one of {sorted(TEXT_ENCODERS)}, got {text_encoder!r}.")
+        if TEXT_ENCODERS[text_encoder] != embed_dim:
+            raise ValueError(f"embed_dim={embed_dim} does not match the {text_encoder!r} text encoder, "
+                             f"whose embeddings have {TEXT_ENCODERS[text_encoder]} dimensions.")
+        self.embed_dim, self.text_encoder, self.max_words = int(embed_dim), text_encoder, int(max_words)
+        self.precomputed = text_encoder != "synthbirds"
+        self._tokenizer = None
+
+    def helpers(self):
+        """The frozen networks this component needs, by name."""
+        if self.precomputed:
+            return {}
+        from ganlib.encoders import load_sentence_encoder
+
+        return {SENTENCE_ENCODER: load_sentence_encoder()}
+
+    @property
+    def batch_key(self):
+        return "embeddings" if self.precomputed else "tokens"
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from ganlib.text import Tokenizer
+
+            self._tokenizer = Tokenizer.default(max_words=self.max_words)
+        return self._tokenizer
+
+    def embed_tokens(self, model, tokens):
+        r"""$\varphi(t)$ of tokens (B, T), or the mean over k captions of tokens (B, k, T).
+
+        The SynthBirds encoder was trained with cosine similarities, so only the
+        direction of its output means anything, and its raw norm is small (about 0.2
+        for 256 dimensions): fed as is, the text would reach G and D about a hundred
+        times weaker than the noise. $\varphi(t) = \sqrt{d}\, e / \lVert e \rVert$;
+        with k captions per image (Reed et al.'s and StackGAN's code average k = 4),
+        the mean of the k embeddings, rescaled the same way.
+        """
+        shape = ops.shape(tokens)
+        if len(shape) == 3:
+            e = self.embed_tokens(model, ops.reshape(tokens, (-1, shape[2])))
+            e = ops.mean(ops.reshape(e, (shape[0], shape[1], -1)), axis=1)
+        else:
+            e = ops.stop_gradient(model.helper(SENTENCE_ENCODER)(tokens, training=False))
+        return ops.normalize(e, axis=-1) * float(self.embed_dim) ** 0.5
+
+    def from_batch(self, model, batch, wrong=False):
+        """The condition of a training batch (B, embed_dim); `wrong=True`: of its mismatched captions."""
+        key = ("wrong_" if wrong else "") + self.batch_key
+        if key not in batch:
+            raise KeyError(f"the batch has no {key!r}: this model's text encoder is {self.text_encoder!r} "
+                           f"(batch keys: {sorted(batch)}).")
+        value = batch[key]
+        if not self.precomputed:
+            return self.embed_tokens(model, value)
+        value = ops.convert_to_tensor(value, "float32")
+        return ops.mean(value, axis=1) if len(ops.shape(value)) == 3 else value
+
+    def check_embeddings(self, embeddings):
+        embeddings = np.asarray(embeddings, "float32")
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.embed_dim:
+            raise ValueError(f"embeddings: expected shape (B, {self.embed_dim}), got {embeddings.shape}.")
+        return embeddings
+
+    def encode(self, model, conditions):
+        """Embeddings (n, embed_dim), numpy, of captions (a str or a list of str) or of an embeddings array."""
+        if isinstance(conditions, str):
+            conditions = [conditions]
+        if isinstance(conditions, np.ndarray) and conditions.dtype.kind == "f":
+            return self.check_embeddings(conditions)
+        if self.precomputed:
+            raise ValueError(f"this model takes precomputed {self.text_encoder} embeddings, which cannot be "
+                             f"computed offline for new captions: pass an embeddings array of shape "
+                             f"(B, {self.embed_dim}) (e.g. a dataset item's 'embeddings').")
+        tokens = self.tokenizer.encode_checked(list(conditions))
+        return ops.convert_to_numpy(self.embed_tokens(model, ops.convert_to_tensor(tokens)))
+
+    def count(self, conditions):
+        return 1 if isinstance(conditions, str) else len(conditions)
+
+    def of_sample(self, sample):
+        """The conditions of an evaluation sample (`ganlib.evaluation.real_sample`): its captions,
+        or their precomputed embeddings."""
+        return sample["embeddings"] if self.precomputed else sample["captions"]
+
+    def grid(self, datasets, n=8, seed=0):
+        """Conditions and labels for sample grids: the captions (or embeddings) of `n` test items."""
+        test = datasets["test"]
+        index = np.linspace(0, len(test) - 1, n).astype(int)
+        items = [test[int(i)] for i in index]
+        labels = [item["captions"][0] for item in items]
+        if self.precomputed:
+            return np.stack([np.asarray(item["embeddings"][0], "float32") for item in items]), labels
+        return labels, labels
+
+
+class ClassConditioning:
+    """A class id, one-hot (Mirza & Osindero 2014)."""
+
+    kind = "class"
+
+    def __init__(self, num_classes):
+        self.num_classes = int(num_classes)
+
+    def helpers(self):
+        return {}
+
+    def from_batch(self, model, batch, wrong=False):
+        return ops.one_hot(ops.cast(batch["class_id"], "int32"), self.num_classes)
+
+    def encode(self, model, class_ids):
+        """One-hot rows (n, num_classes) for 0-based class ids; out-of-range ids raise ValueError."""
+        class_ids = np.atleast_1d(np.asarray(class_ids))
+        if class_ids.ndim != 1 or not np.issubdtype(class_ids.dtype, np.integer):
+            raise ValueError(f"class_ids: expected a 1-D list of integer class ids, got {class_ids!r}.")
+        bad = class_ids[(class_ids < 0) | (class_ids >= self.num_classes)]
+        if bad.size:
+            raise ValueError(f"class_ids: {bad.tolist()} out of range [0, {self.num_classes}).")
+        return np.eye(self.num_classes, dtype="float32")[class_ids]
+
+    def count(self, class_ids):
+        return int(np.atleast_1d(np.asarray(class_ids)).shape[0])
+
+    def of_sample(self, sample):
+        return sample["class_ids"]
+
+    def grid(self, datasets, n=8, seed=0):
+        """`n` classes of the training split (a class model knows only those)."""
+        ids = np.unique(np.asarray(datasets["train"].class_ids))
+        ids = ids[ids >= 0][np.linspace(0, max(len(ids) - 1, 0), n).astype(int)]
+        return ids.astype("int64"), [f"class {i}" for i in ids]
+
+
+class NoConditioning:
+    """No condition: `generate(n)` makes n images (a list's length counts too)."""
+
+    kind = "none"
+
+    def helpers(self):
+        return {}
+
+    def from_batch(self, model, batch, wrong=False):
+        return None
+
+    def encode(self, model, conditions):
+        return None
+
+    def count(self, conditions):
+        if isinstance(conditions, (int, np.integer)) and not isinstance(conditions, bool):
+            return int(conditions)
+        return 1 if isinstance(conditions, str) else len(conditions)
+
+    def of_sample(self, sample):
+        return [None] * len(sample["images"])
+
+    def grid(self, datasets, n=8, seed=0):
+        return n, [""] * n
+
+
+def from_config(config):
+    """The component of a paper `Config` (its `conditioning`, `text_encoder`, `embed_dim`, ...)."""
+    kind = config.conditioning
+    if kind == "text":
+        return SentenceConditioning(config.embed_dim, config.text_encoder, config.max_words)
+    if kind == "class":
+        return ClassConditioning(config.num_classes)
+    if kind == "none":
+        return NoConditioning()
+    raise ValueError(f"conditioning must be one of {KINDS}, got {kind!r}.")
+
+
+def for_dataset(config, dataset):
+    """`config` made to fit a training set, and a note saying what changed (or None).
+
+    A text model whose `text_encoder` is the reference datasets' "char-cnn-rnn" trains on
+    those embeddings when the data has them; on data without them (SynthBirds, COCO) it
+    uses the shipped SynthBirds sentence encoder instead, and says so. A class model needs
+    class ids."""
+    if config.conditioning == "class" and not dataset.has_classes:
+        raise ValueError(f"class conditioning needs class ids, and the {dataset.name!r} dataset has none "
+                         f"(every class_id is -1); train a text-conditional model instead.")
+    if config.conditioning == "text" and config.text_encoder != "synthbirds" \
+            and not getattr(dataset, "has_embeddings", False):
+        note = (f"the {dataset.name} data has no precomputed {config.text_encoder} embeddings; the text "
+                f"encoder is the shipped SynthBirds sentence encoder ({TEXT_ENCODERS['synthbirds']}-d) instead")
+        return config.replace(text_encoder="synthbirds", embed_dim=TEXT_ENCODERS["synthbirds"]), note
+    return config, None

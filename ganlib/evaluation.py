@@ -1,0 +1,118 @@
+"""Evaluate a generator on a dataset: what `ganlib evaluate`, the training callback and the
+leaderboard compute (DESIGN.md's `metrics.json` records).
+
+For `n` fixed items of a dataset (the test split: unseen classes, as the papers
+evaluate; the training split for a class-conditional model, which knows only those
+classes), the model generates one image per item from the item's condition (a
+caption, its class, or nothing) and the images are compared with the items' real
+images:
+
+* SynthBirds: FID and Inception-Score analogues with the shipped evaluation net, and
+  caption consistency against chance (`ganlib.metrics`), where the model is conditioned;
+* real data (CUB, Oxford-102, COCO): FID and Inception Score with Keras' InceptionV3
+  (ImageNet weights, when the user has them), the real images' statistics kept in
+  the run folder's `inception_statistics.npz`.
+"""
+
+import pathlib
+
+import numpy as np
+
+from ganlib import metrics
+
+# FID statistics of the real test images, kept in the run folder (real data only).
+REAL_STATISTICS_FILE = "inception_statistics.npz"
+
+_SAMPLES = {}
+
+
+def _resize(image, size):
+    from PIL import Image
+
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+
+
+def real_sample(dataset, n, image_size, seed=0):
+    """n fixed items of `dataset` (seeded): `images` (n, S, S, 3) uint8, `captions` (one per item,
+    drawn), `class_ids`, and `embeddings` (that caption's precomputed embedding) where the data has them."""
+    key = (id(dataset), n, image_size, seed)
+    if key in _SAMPLES:
+        return _SAMPLES[key]
+    rng = np.random.default_rng(seed)
+    n = min(n, len(dataset))
+    index = np.sort(rng.choice(len(dataset), n, replace=False))
+    sample = {"images": [], "captions": [], "class_ids": [], "embeddings": []}
+    for i in index:
+        item = dataset[int(i)]
+        k = int(rng.integers(len(item["captions"])))
+        sample["images"].append(np.asarray(_resize(item["image"], image_size)))
+        sample["captions"].append(item["captions"][k])
+        sample["class_ids"].append(int(item["class_id"]))
+        if "embeddings" in item:
+            sample["embeddings"].append(np.asarray(item["embeddings"][k], "float32"))
+    sample = {k: (np.stack(v) if k != "captions" and len(v) else v) for k, v in sample.items()}
+    _SAMPLES[key] = sample
+    return sample
+
+
+def generate_for(model, conditions, seed=0, batch_size=250):
+    """One generated image per condition, in batches; batch k drawn from seed + k * batch_size."""
+    return np.concatenate([model.generate(conditions[i:i + batch_size], seed=seed + i)
+                           for i in range(0, len(conditions), batch_size)])
+
+
+def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_path=None):
+    """FID, Inception Score and (SynthBirds, conditioned models) caption consistency of `model`
+    on `n` items of `dataset`, as a dict of floats (see the module docstring).
+
+    Raises ``ganlib.metrics.inception.InceptionWeightsUnavailable`` on real data when
+    the ImageNet weights are not available offline.
+    """
+    size = model.config.image_size
+    synthetic = getattr(dataset, "name", "synthbirds") == "synthbirds"
+    network = None if synthetic else metrics.default_inception()   # fails early, before any work
+    sample = real_sample(dataset, n, size, seed)
+    fakes = generate_for(model, model.condition.of_sample(sample), seed, batch_size)
+    if not synthetic:
+        stats = _inception_statistics(sample, dataset, size, seed, network, statistics_path)
+        return {k: float(v) for k, v in metrics.inception_metrics(fakes, stats, network=network).items()}
+    stats_key = ("synthbirds", id(dataset), n, size, seed)
+    if stats_key not in _SAMPLES:
+        _SAMPLES[stats_key] = metrics.real_statistics(sample["images"])
+    record = metrics.evaluate_images(fakes, sample["captions"], _SAMPLES[stats_key])
+    if model.condition.kind == "none":   # nothing asked for, so nothing to be consistent with
+        record = {k: v for k, v in record.items() if k not in ("caption_consistency", "chance_consistency")}
+    return {k: float(v) for k, v in record.items()}
+
+
+def _inception_statistics(sample, dataset, size, seed, network, path):
+    """InceptionV3 (mu, sigma) of the sample's real images, reused from `path` when it was made for them."""
+    key = ("inception", id(dataset), len(sample["images"]), size, seed)
+    if key in _SAMPLES:
+        return _SAMPLES[key]
+    meta = {"network": "keras.applications.InceptionV3", "weights": str(getattr(network, "weights", None)),
+            "dataset": str(dataset.name), "split": str(getattr(dataset, "split", "")),
+            "count": int(len(sample["images"])), "image_size": int(size), "seed": int(seed)}
+    stats = _stored_statistics(path, meta)
+    if stats is None:
+        stats = metrics.inception_statistics(sample["images"], network=network)
+        if path is not None:
+            metrics.save_statistics(path, *stats, **meta)
+    _SAMPLES[key] = stats
+    return stats
+
+
+def _stored_statistics(path, meta):
+    """(mu, sigma) from the .npz at `path` if it exists and was made for `meta`, else None."""
+    if path is None or not pathlib.Path(path).is_file():
+        return None
+    try:
+        mu, sigma, stored = metrics.load_statistics(path, with_metadata=True)
+    except ValueError as error:
+        print(f"ganlib: ignoring {path} ({error}); computing the real statistics again.")
+        return None
+    if any(stored.get(k) != v for k, v in meta.items()):
+        return None
+    return mu, sigma
