@@ -515,6 +515,7 @@ def test_data_check_clean_datasets(roots, name, capsys):
     per = 5 if reader == "coco" else 10
     assert f"train: 6 images, {6 * per} captions ({per} per image)" in out
     assert f"test : 4 images, {4 * per} captions" in out
+    assert out.count("classes, 1024-d text embeddings") == (2 if reader != "coco" else 0)
     assert "no problems found (every image decoded)" in out
 
 
