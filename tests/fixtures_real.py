@@ -8,7 +8,9 @@
 Every image is a gradient whose pixel at column x, row y is
 ``(4 * x, 6 * y, base)``, so a test can read a crop's position back from its
 pixels (:func:`gradient_pixel`). Captions are predictable strings
-(:func:`caption`).
+(:func:`caption`). CUB and flowers also get StackGAN's
+``<split>/char-CNN-RNN-embeddings.pickle`` whose rows encode which image and
+caption they stand for (:func:`embedding_row`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,28 @@ def _dump(path, obj):
         pickle.dump(obj, f, protocol=2)
 
 
+EMBEDDING_DIM = 1024  # char-CNN-RNN's
+SPLIT_CODE = {"train": 1, "test": 2}
+
+
+def embedding_row(i, j, split="train", dim=EMBEDDING_DIM):
+    """The embedding the fixtures write for caption ``j`` of image ``i`` (its position in
+    the split's ``filenames.pickle``): ``[i, j, 1 (train) or 2 (test), 0, 0, ...]``."""
+    row = np.zeros(dim, dtype=np.float32)
+    row[:3] = i, j, SPLIT_CODE[split]
+    return row
+
+
+def write_embeddings(root, split, count, rows=10, dim=EMBEDDING_DIM, as_array=False):
+    """``<split>/char-CNN-RNN-embeddings.pickle`` in StackGAN's format: one
+    ``(rows, dim)`` float32 array per image of ``filenames.pickle`` (``count`` of
+    them), pickled as a list, or as one ``(count, rows, dim)`` array."""
+    table = [np.stack([embedding_row(i, j, split, dim) for j in range(rows)])
+             for i in range(count)]
+    _dump(pathlib.Path(root) / split / "char-CNN-RNN-embeddings.pickle",
+          np.stack(table) if as_array else table)
+
+
 # Boxes by image number (1-based, CUB's image id); others get DEFAULT_BOX.
 BOXES = {1: (10.7, 8.2, 20.9, 14.6),   # truncated to (10, 8, 20, 14): crop (5, 0, 35, 30)
          2: (45.0, 25.0, 12.0, 14.0)}  # clipped right and bottom: crop (41, 22, 60, 40)
@@ -60,9 +84,10 @@ DEFAULT_BOX = (15.0, 10.0, 24.0, 20.0)  # crop (9, 2, 45, 38)
 
 
 def write_cub(root, per_class=(3, 3, 2, 2), train_classes=2, size=(WIDTH, HEIGHT),
-              captions=10) -> pathlib.Path:
+              captions=10, embeddings=True) -> pathlib.Path:
     """CUB-200-2011 in the AttnGAN layout: ``len(per_class)`` classes, the first
-    ``train_classes`` in train, the rest in test (a split by class).
+    ``train_classes`` in train, the rest in test (a split by class); with
+    ``embeddings``, StackGAN's embeddings pickled as a list of arrays.
 
     Class k (1-based) is ``"00k.Bird_k"``; its images ``Bird_k_000j_<id>``
     have base colour ``20 * k``. Image ids count from 1 over all classes.
@@ -97,14 +122,17 @@ def write_cub(root, per_class=(3, 3, 2, 2), train_classes=2, size=(WIDTH, HEIGHT
     for split, (names, ids) in splits.items():
         _dump(root / split / "filenames.pickle", names)
         _dump(root / split / "class_info.pickle", ids)
+        if embeddings:
+            write_embeddings(root, split, len(names), rows=captions)
     return root
 
 
 def write_flowers(root, per_class=(3, 3, 2, 2), train_classes=2, size=(48, 36),
-                  prefix="jpg/") -> pathlib.Path:
+                  prefix="jpg/", embeddings=True) -> pathlib.Path:
     """Oxford-102 in the StackGAN layout: images ``jpg/image_NNNNN.jpg`` numbered
     from 1 over all classes, captions ``text_c10/class_0000k/image_NNNNN.txt``
-    (plus the .h5 files Reed's archive holds), split by class."""
+    (plus the .h5 files Reed's archive holds), split by class; with
+    ``embeddings``, StackGAN's embeddings pickled as one ``(N, 10, 1024)`` array."""
     root = pathlib.Path(root)
     splits = {"train": ([], []), "test": ([], [])}
     number = 0
@@ -124,6 +152,8 @@ def write_flowers(root, per_class=(3, 3, 2, 2), train_classes=2, size=(48, 36),
     for split, (names, ids) in splits.items():
         _dump(root / split / "filenames.pickle", names)
         _dump(root / split / "class_info.pickle", ids)
+        if embeddings:
+            write_embeddings(root, split, len(names), as_array=True)
     return root
 
 

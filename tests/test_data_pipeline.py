@@ -140,10 +140,18 @@ def test_short_caption_file_is_named(broken_root, content, message):
     ({"image_size": -8}, "image_size"), ({"batch_size": 0}, "batch_size"),
     ({"batch_size": -1}, "batch_size"), ({"batch_size": 1000}, "batch_size"),
     ({"wrong": "both"}, "wrong"), ({"max_words": 0}, "max_words"),
-    ({"captions": 0}, "captions"), ({"captions": 11}, "captions"), ({"captions": 2.0}, "captions")])
+    ({"captions": 0}, "captions"), ({"captions": 11}, "captions"), ({"captions": 2.0}, "captions"),
+    ({"embeddings": 1}, "embeddings must be True or False"),
+    ({"embeddings": True}, "embeddings=True needs precomputed text embeddings")])
 def test_bad_pipeline_arguments(train, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         train.pipeline(**{"batch_size": 8, **kwargs})
+
+
+def test_synthbirds_has_no_precomputed_embeddings(train):
+    assert not train.has_embeddings and train.embedding_dim is None
+    assert "embeddings" not in train[0]
+    assert train.embeddings_path.parts[-2:] == ("train", "char-CNN-RNN-embeddings.pickle")
 
 
 def test_bad_image_size_at_open(tiny_root):

@@ -374,6 +374,137 @@ def test_pyramid_arguments_are_checked(roots):
         ds.pipeline(batch_size=2, image_size=16, pyramid=(6,))
 
 
+# ---------------------------------------------------------------- precomputed text embeddings
+
+def _expected_embeddings(i, split="train"):
+    return np.stack([fx.embedding_row(i, j, split) for j in range(10)])
+
+
+@pytest.mark.parametrize("name", ["cub", "flowers"])  # pickled as a list / as one array
+def test_embeddings_are_the_pickle_rows_in_filenames_order(roots, copy, name):
+    for split, count in (("train", 6), ("test", 4)):
+        ds = open_dataset(name, root=roots[name], split=split)
+        assert ds.has_embeddings and ds.embedding_dim == 1024
+        assert ds.embeddings.dtype == np.float32 and ds.embeddings.shape == (count, 10, 1024)
+        for i in range(count):
+            item = ds[i]
+            assert item["embeddings"].dtype == np.float32
+            np.testing.assert_array_equal(item["embeddings"], _expected_embeddings(i, split))
+    # row j stands for caption j of the text file: item i's captions are caption(name, j)
+    ds = open_dataset(name, root=roots[name])
+    assert ds[4]["captions"][7].startswith("caption 7 of ")
+    assert ds[4]["embeddings"][7, :3].tolist() == [4, 7, 1]
+    # items skipped with strict=False drop their rows: the others keep theirs
+    root = copy(name)
+    stem = ds.filenames[1].split("/")[-1]
+    (next(root.rglob(f"{stem}.txt"))).unlink()
+    with pytest.warns(UserWarning, match="skipped 1 of 6 items"):
+        lenient = open_dataset(name, root=root, strict=False)
+    assert lenient.embeddings.shape == (5, 10, 1024)
+    np.testing.assert_array_equal(lenient.embeddings[:, 0, 0], [0, 2, 3, 4, 5])
+    np.testing.assert_array_equal(lenient[1]["embeddings"], _expected_embeddings(2))
+
+
+def test_without_the_pickle_nothing_changes(roots, copy):
+    root = copy("cub")
+    (root / "train" / "char-CNN-RNN-embeddings.pickle").unlink()
+    ds, full = open_dataset("cub", root=root), open_dataset("cub", root=roots["cub"])
+    assert not ds.has_embeddings and ds.embedding_dim is None
+    assert set(ds[0]) == {"image", "captions", "class_id", "filename"}
+    assert set(full[0]) == set(ds[0]) | {"embeddings"}
+    np.testing.assert_array_equal(ds[0]["image"], full[0]["image"])
+    with pytest.raises(FileNotFoundError, match=r"train[/\\]char-CNN-RNN-embeddings.pickle is "
+                                                r"missing \(expected StackGAN's"):
+        ds.embeddings
+    with pytest.raises(ValueError, match=r"embeddings=True needs precomputed text embeddings, "
+                                         r"and .*train[/\\]char-CNN-RNN-embeddings.pickle is "
+                                         r"missing .*datasets/cards/cub.md"):
+        ds.pipeline(batch_size=2, embeddings=True)
+    with pytest.raises(ValueError, match="embeddings must be True or False"):
+        full.pipeline(batch_size=2, embeddings="yes")
+    # the test split still has its pickle; the check reports what it read
+    assert main(["data", "check", "cub", "--root", str(root), "--no-decode"]) == 0
+
+
+def _write(path, obj):
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+
+
+def test_bad_embedding_pickles_are_named(copy, capsys):
+    root = copy("cub")
+    path = root / "train" / "char-CNN-RNN-embeddings.pickle"
+    names = _names(root)
+    good = [_expected_embeddings(i) for i in range(6)]
+    cases = [
+        (b"not a pickle", r"cannot read .*train[/\\]char-CNN-RNN-embeddings.pickle: .*\(expected "
+                          r"a pickle of one float array of shape \(10, D\) per image, in the "
+                          r"order of filenames.pickle\)"),
+        ({"a": 1}, r"char-CNN-RNN-embeddings.pickle holds a dict; expected a list of one float "
+                   r"array of shape \(10, D\) per image"),
+        (good[:5], r"char-CNN-RNN-embeddings.pickle holds 5 embedding arrays but "
+                   r".*train[/\\]filenames.pickle lists 6 images"),
+        (good[:3] + [good[3][:, :512]] + good[4:],
+         rf"char-CNN-RNN-embeddings.pickle: the embeddings of image 3 \('{names[3]}'\) are "
+         r"shape \(10, 512\); expected a float array of shape \(10, 1024\), one row per caption"),
+        ([good[0][0]] + good[1:],
+         rf"the embeddings of image 0 \('{names[0]}'\) are shape \(1024,\); expected a float "
+         r"array of shape \(10, D\)"),
+        (good[:1] + ["ten captions"] + good[2:],
+         rf"the embeddings of image 1 \('{names[1]}'\) are a str that is not a float array"),
+        (good[:2] + [good[2][:9]] + good[3:],
+         rf"char-CNN-RNN-embeddings.pickle: image 2 \('{names[2]}'\) has 9 embedding rows; "
+         r"expected 10, one per caption kept \(row j is caption j of its text file\)"),
+        (np.stack(good)[:, :5], rf"image 0 \('{names[0]}'\) has 5 embedding rows; expected 10"),
+    ]
+    for content, message in cases:
+        path.write_bytes(content) if isinstance(content, bytes) else _write(path, content)
+        ds = open_dataset("cub", root=root)  # read on first use
+        assert ds.has_embeddings
+        with pytest.raises(ValueError, match=message):
+            ds.embeddings
+        with pytest.raises(ValueError, match=message):
+            ds.pipeline(batch_size=2, embeddings=True)
+        with pytest.raises(ValueError, match=message):
+            open_dataset("cub", root=root)[0]
+    assert main(["data", "check", "cub", "--root", str(root), "--no-decode"]) == 1
+    out = capsys.readouterr().out
+    assert "1 problem:" in out and "has 5 embedding rows; expected 10" in out
+    assert "train: 6 images, 60 captions (10 per image), 2 classes\n" in out  # nothing read
+    assert "test : 4 images, 40 captions (10 per image), 2 classes, 1024-d text embeddings" in out
+
+
+@pytest.mark.parametrize("name,captions", [("cub", 1), ("cub", 4), ("flowers", 4)])
+def test_pipeline_embeddings_are_the_rows_of_the_chosen_captions(roots, name, captions):
+    ds = open_dataset(name, root=roots[name])
+    tok = Tokenizer.from_texts([c for cs in ds.captions for c in cs])
+    kwargs = dict(batch_size=3, image_size=16, tokenizer=tok, seed=4, captions=captions,
+                  with_index=True)
+    batches = _take(ds.pipeline(embeddings=True, **kwargs), 6)  # 3 epochs
+    plain = _take(ds.pipeline(**kwargs), 6)
+    for batch, same in zip(batches, plain):
+        assert set(batch) == set(same) | {"embeddings", "wrong_embeddings"}
+        for key in same:  # the embeddings change nothing else
+            np.testing.assert_array_equal(batch[key], same[key])
+        e, we = batch["embeddings"], batch["wrong_embeddings"]
+        assert e.dtype == we.dtype == np.float32 and e.shape == we.shape == (3, captions, 1024)
+        tokens = batch["tokens"].reshape(3, captions, -1)
+        wrong_tokens = batch["wrong_tokens"].reshape(3, captions, -1)
+        for r in range(3):
+            i, w = batch["index"][r], batch["wrong_index"][r]
+            assert ds.class_ids[w] != ds.class_ids[i]
+            for rows, toks, item in ((e[r], tokens[r], i), (we[r], wrong_tokens[r], w)):
+                picked = rows[:, 1].astype(int)
+                assert len(set(picked.tolist())) == captions  # distinct captions
+                for j in range(captions):
+                    # the row is [item, caption, 1, 0...] and the tokens are that caption's
+                    np.testing.assert_array_equal(rows[j], fx.embedding_row(item, picked[j]))
+                    np.testing.assert_array_equal(
+                        toks[j], tok([ds.captions[item][picked[j]]])[0])
+    chosen = {(int(b["index"][r]), int(b["embeddings"][r, 0, 1]))
+              for b in batches for r in range(3)}
+    assert len(chosen) > 6  # items come with varying captions
+
+
 # ---------------------------------------------------------------- command line
 
 @pytest.mark.parametrize("name", ["cub", "flowers", "coco", "coco_official"])
@@ -384,6 +515,7 @@ def test_data_check_clean_datasets(roots, name, capsys):
     per = 5 if reader == "coco" else 10
     assert f"train: 6 images, {6 * per} captions ({per} per image)" in out
     assert f"test : 4 images, {4 * per} captions" in out
+    assert out.count("classes, 1024-d text embeddings") == (2 if reader != "coco" else 0)
     assert "no problems found (every image decoded)" in out
 
 

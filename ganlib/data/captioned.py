@@ -20,6 +20,8 @@ for CUB-200-2011 birds (and written by :func:`ganlib.data.synthbirds.generate`):
                                                    (Reed et al.'s ``text_c10/`` is accepted too)
       train/filenames.pickle, test/filenames.pickle   lists of "<class_dir>/<img>"
       train/class_info.pickle, test/class_info.pickle (optional, checked) class per file
+      train/char-CNN-RNN-embeddings.pickle, test/... (optional) precomputed text
+                                                   embeddings (StackGAN's files, see below)
       attributes.json                              (SynthBirds only) ground truth
 
 Rules (as the reference code of AttnGAN / StackGAN applies them):
@@ -41,6 +43,17 @@ Rules (as the reference code of AttnGAN / StackGAN applies them):
   space (as the references do).
 * **Images**: any mode PIL reads (grayscale ``L``, ``CMYK``, palette...) is
   converted to RGB.
+* **Precomputed text embeddings** (optional): ``<split>/char-CNN-RNN-embeddings.pickle``
+  as StackGAN and StackGAN++ ship them for birds and flowers (Reed et al.'s
+  char-CNN-RNN sentence encoder): one float array of shape
+  ``(captions_per_image, D)`` per image (``D = 1024``), in the order of the
+  split's ``filenames.pickle``, pickled as a list of arrays or one
+  ``(N, captions_per_image, D)`` array (:func:`load_embeddings`). Row ``j``
+  is caption ``j`` of the image's text file (its ``j``-th non-empty line):
+  StackGAN's ``misc/datasets.py`` pairs ``embeddings[i, j]`` with line ``j``
+  of ``text_c10/<name>.txt`` that way. Read on first use
+  (``ds.embeddings``, ``ds[i]["embeddings"]``, ``pipeline(embeddings=True)``);
+  ``ds.has_embeddings`` tells whether the file is there.
 
 Bad input: with ``strict=True`` (the default) the first bad item raises an
 error naming the file and what was expected. With ``strict=False`` bad items
@@ -51,10 +64,10 @@ malformed index file) always raise.
 
 :meth:`CaptionedDataset.pipeline` returns a batched ``tf.data.Dataset`` of
 dicts ``{"image", "tokens", "wrong_tokens", "class_id"}`` (+ ``"wrong_image"``,
-``"image_<size>"`` pyramid levels) ready for ``keras.Model.fit`` on any
-backend. Its randomness (shuffling, caption choice, mismatched pairs, crops
-and flips) comes from the ``seed`` argument only, so two pipelines with the
-same arguments give the same batches.
+``"image_<size>"`` pyramid levels, ``"embeddings"`` and ``"wrong_embeddings"``)
+ready for ``keras.Model.fit`` on any backend. Its randomness (shuffling,
+caption choice, mismatched pairs, crops and flips) comes from the ``seed``
+argument only, so two pipelines with the same arguments give the same batches.
 """
 
 from __future__ import annotations
@@ -69,6 +82,8 @@ from PIL import Image
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: StackGAN's precomputed char-CNN-RNN text embeddings, one file per split folder
+EMBEDDINGS_FILE = "char-CNN-RNN-embeddings.pickle"
 
 
 def _check_image_size(image_size, name="image_size"):
@@ -172,6 +187,64 @@ def load_name_list(path, what: str) -> list[str]:
     return names
 
 
+def load_embeddings(path, names, captions_per_image: int) -> np.ndarray:
+    """StackGAN's ``char-CNN-RNN-embeddings.pickle``: one ``(captions, D)`` array per image.
+
+    The references (StackGAN ``misc/datasets.py``, StackGAN++ ``code/datasets.py``)
+    read it with ``np.array(pickle.load(f))`` and index ``embeddings[i, j]``:
+    image ``i`` of ``filenames.pickle``, caption ``j``. Python 2 pickles are
+    read with ``encoding="latin1"``.
+
+    Args:
+        path: the pickle: a list (or tuple) of float arrays of shape
+            ``(captions_per_image, D)``, or one array ``(N, captions_per_image, D)``.
+        names: the split's ``filenames.pickle`` list (for the count and messages).
+        captions_per_image: rows expected per image.
+
+    Returns:
+        float32 ``(len(names), captions_per_image, D)``.
+
+    Raises:
+        ValueError naming ``path``: it cannot be unpickled or holds neither a
+        list nor an array; it holds a different number of arrays than
+        ``names``; an item is not a 2-D float array of width ``D`` (the first
+        item's); an item has a number of rows other than ``captions_per_image``.
+    """
+    path = pathlib.Path(path)
+    what = (f"one float array of shape ({captions_per_image}, D) per image, in the order of "
+            f"filenames.pickle")
+    try:
+        with open(path, "rb") as f:
+            table = pickle.load(f, encoding="latin1")
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"cannot read {path}: {err} (expected a pickle of {what})") from err
+    if not isinstance(table, (list, tuple, np.ndarray)) or getattr(table, "ndim", 1) == 0:
+        raise ValueError(f"{path} holds a {type(table).__name__}; expected a list of {what}")
+    if len(table) != len(names):
+        raise ValueError(f"{path} holds {len(table)} embedding arrays but "
+                         f"{path.with_name('filenames.pickle')} lists {len(names)} images "
+                         f"(expected {what})")
+    rows, dim = [], None
+    for k, (item, name) in enumerate(zip(table, names)):
+        try:
+            item = np.asarray(item, dtype=np.float32)
+            width = item.shape[1] if item.ndim == 2 else 0
+            got = f"shape {item.shape}"
+        except (TypeError, ValueError):
+            got, width = f"a {type(item).__name__} that is not a float array", 0
+        if not width or width != (dim or width):
+            raise ValueError(f"{path}: the embeddings of image {k} ({name!r}) are {got}; "
+                             f"expected a float array of shape ({captions_per_image}, "
+                             f"{dim or 'D'}), one row per caption")
+        if item.shape[0] != captions_per_image:
+            raise ValueError(f"{path}: image {k} ({name!r}) has {item.shape[0]} embedding rows; "
+                             f"expected {captions_per_image}, one per caption kept (row j is "
+                             f"caption j of its text file)")
+        dim = item.shape[1]
+        rows.append(item)
+    return np.stack(rows)
+
+
 def load_class_info(path, count: int) -> list[int] | None:
     """``class_info.pickle`` (one class number per listed file), or None when absent."""
     path = pathlib.Path(path)
@@ -227,6 +300,10 @@ class CaptionedDataset:
         captions: list (one per item) of lists of ``captions_per_image`` str.
         attributes: list of dicts (SynthBirds ground truth) or ``None``.
         problems: messages of the items skipped with ``strict=False``.
+        has_embeddings: whether ``<split>/char-CNN-RNN-embeddings.pickle`` is there.
+        embeddings: float32 ``(N, captions_per_image, D)``, row ``j`` of item ``i``
+            for caption ``j`` of ``captions[i]`` (read on first use).
+        embedding_dim: ``D`` (1024 for StackGAN's files), or ``None`` without embeddings.
 
     Raises:
         ValueError: bad ``split`` / ``image_size``; a malformed index file; with
@@ -258,6 +335,7 @@ class CaptionedDataset:
                                     f"(expected {self.layout}; see datasets/cards/{name}.md)")
         self._read()
         self._cache: dict[int, np.ndarray] = {}
+        self._embeddings: np.ndarray | None = None
 
     # ------------------------------------------------------------------ reading
     def _require(self, needed: dict) -> None:
@@ -418,6 +496,47 @@ class CaptionedDataset:
                           f"(CUB: 150 train / 50 test classes), so test scores would "
                           f"measure seen classes", stacklevel=3)
 
+    # ------------------------------------------------------------------ embeddings
+    @property
+    def embeddings_path(self) -> pathlib.Path:
+        """Where this split's precomputed text embeddings are read from."""
+        return self.root / self.split / EMBEDDINGS_FILE
+
+    @property
+    def has_embeddings(self) -> bool:
+        return self.embeddings_path.is_file()
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """Precomputed text embeddings, float32 ``(N, captions_per_image, D)``.
+
+        Row ``[i, j]`` embeds ``captions[i][j]``. Read from :attr:`embeddings_path`
+        on first use (see :func:`load_embeddings`; the rows of items skipped with
+        ``strict=False`` are dropped with them).
+
+        Raises:
+            FileNotFoundError: the file is missing (named).
+            ValueError: it is unreadable or does not match ``filenames.pickle``
+                and the captions (named, with what was expected).
+        """
+        if self._embeddings is None:
+            path = self.embeddings_path
+            if not path.is_file():
+                raise FileNotFoundError(f"{self.name} {self.split} has no precomputed text "
+                                        f"embeddings: {path} is missing (expected StackGAN's "
+                                        f"{EMBEDDINGS_FILE}; see datasets/cards/{self.name}.md)")
+            names = load_name_list(self.root / self.split / "filenames.pickle",
+                                   "the image names the embeddings follow")
+            table = load_embeddings(path, names, self.captions_per_image)
+            if len(self) < len(names):  # items skipped with strict=False
+                table = table[_positions(names, self.filenames)]
+            self._embeddings = table
+        return self._embeddings
+
+    @property
+    def embedding_dim(self) -> int | None:
+        return int(self.embeddings.shape[2]) if self.has_embeddings else None
+
     # ------------------------------------------------------------------ items
     @property
     def has_classes(self) -> bool:
@@ -451,7 +570,8 @@ class CaptionedDataset:
         return np.asarray(im, dtype=np.uint8)
 
     def __getitem__(self, i: int) -> dict:
-        """Item ``i``: ``{"image", "captions", "class_id", "filename"}`` (+ ``"attributes"``)."""
+        """Item ``i``: ``{"image", "captions", "class_id", "filename"}`` (+ ``"attributes"``,
+        and ``"embeddings"``, float32 ``(captions_per_image, D)``, when the dataset has them)."""
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
         i = int(i) % len(self)
@@ -463,6 +583,8 @@ class CaptionedDataset:
         }
         if self.attributes is not None:
             item["attributes"] = dict(self.attributes[i] or {})
+        if self.has_embeddings:
+            item["embeddings"] = self.embeddings[i].copy()
         return item
 
     def images(self, size: int) -> np.ndarray:
@@ -494,9 +616,15 @@ class CaptionedDataset:
         Lists the items skipped at opening (``problems``; open with
         ``strict=False`` to see them all), images that cannot be decoded
         (every image is decoded when ``decode``), class folders without
-        images, and classes shared with the other split.
+        images, classes shared with the other split, and a precomputed
+        embeddings file that does not match the split (when there is one).
         """
         found = list(self.problems)
+        if self.has_embeddings:
+            try:
+                self.embeddings
+            except (FileNotFoundError, ValueError) as err:
+                found.append(str(err))
         if decode:
             for i in range(len(self)):
                 try:
@@ -537,7 +665,7 @@ class CaptionedDataset:
                  max_words: int = 18, wrong: str | None = "caption", shuffle: bool = True,
                  seed: int = 0, repeat: bool = True, cache: bool = True,
                  augment: bool = True, with_index: bool = False, pyramid=(),
-                 captions: int = 1):
+                 captions: int = 1, embeddings: bool = False):
         """The batched training pipeline.
 
         Per example and epoch: one of its captions at random; a mismatched
@@ -580,16 +708,26 @@ class CaptionedDataset:
                 item, shape ``(B, captions, max_words)``, for models that average
                 their embeddings (Reed et al.'s and StackGAN's reference code
                 train on the mean embedding of 4 captions of the image).
+            embeddings: also give the precomputed text embeddings
+                (:attr:`embeddings`) of the chosen captions: ``embeddings``
+                ``(B, captions, D)``, row ``j`` for the caption of ``tokens``
+                row ``j`` (the same caption indices), and ``wrong_embeddings``
+                for ``wrong_tokens``' captions of the mismatched item. StackGAN
+                averages 4 such rows (``captions=4``), StackGAN++ takes one.
 
         Returns:
             ``tf.data.Dataset`` of dicts: ``image`` float32 ``(B, S, S, 3)`` in
             [-1, 1], ``tokens`` / ``wrong_tokens`` int32 ``(B, max_words)``,
             ``class_id`` int32 ``(B,)`` (-1 without classes), + ``wrong_image``,
-            ``image_<s>``, ``wrong_image_<s>``, ``index``, ``wrong_index``.
+            ``image_<s>``, ``wrong_image_<s>``, ``index``, ``wrong_index``,
+            float32 ``embeddings`` / ``wrong_embeddings`` ``(B, captions, D)``
+            (always 3-D, also for ``captions=1``).
 
         Raises:
             ValueError: bad ``batch_size``, ``image_size``, ``max_words``,
-                ``wrong`` or ``pyramid``; an unreadable image (named).
+                ``wrong``, ``pyramid`` or ``embeddings``; ``embeddings=True``
+                on a dataset without precomputed embeddings or with a bad
+                embeddings file; an unreadable image (named).
         """
         import tensorflow as tf
 
@@ -626,6 +764,13 @@ class CaptionedDataset:
         if pyramid and pyramid[-1] > image_size:
             raise ValueError(f"pyramid sizes must be at most image_size={image_size}, "
                              f"got {pyramid}")
+        if not isinstance(embeddings, (bool, np.bool_)):
+            raise ValueError(f"embeddings must be True or False, got {embeddings!r}")
+        if embeddings and not self.has_embeddings:
+            raise ValueError(f"embeddings=True needs precomputed text embeddings, and "
+                             f"{self.embeddings_path} is missing (expected StackGAN's "
+                             f"{EMBEDDINGS_FILE}; see datasets/cards/{self.name}.md)")
+        table = self.embeddings if embeddings else None  # read now: errors name the file
         if tokenizer is None:
             tokenizer = (Tokenizer.default(max_words) if self.name == "synthbirds"
                          else Tokenizer.from_texts([c for cs in self.captions for c in cs],
@@ -725,6 +870,14 @@ class CaptionedDataset:
                 idx = tf.broadcast_to(idx[:, None], tf.shape(cap))
             return tf.gather_nd(tokens, tf.stack([idx, cap], axis=-1))
 
+        def rows(i, cap):
+            return table[i[:, None], cap.reshape(len(i), -1)]
+
+        def pick_embeddings(idx, cap):
+            """embeddings[idx, cap]: the rows of pick_tokens' captions, (B, captions, D)."""
+            out = tf.numpy_function(rows, [idx, cap], tf.float32, stateful=False)
+            return tf.ensure_shape(out, (b, captions, table.shape[2]))
+
         def to_batch(p):
             key = tf.stack([tf.constant(int(seed), tf.int64), p["step"]])
             key = tf.cast(key, tf.int32)
@@ -736,6 +889,10 @@ class CaptionedDataset:
             widx = tf.cast(p["wrong_index"], tf.int32)
             if wrong is not None:
                 out["wrong_tokens"] = pick_tokens(widx, p["wrong_caption"])
+            if embeddings:
+                out["embeddings"] = pick_embeddings(idx, p["caption"])
+            if embeddings and wrong is not None:
+                out["wrong_embeddings"] = pick_embeddings(widx, p["wrong_caption"])
             if wrong == "image":
                 augmented(widx, key + [0, 13], "wrong_image", out)
             if with_index:
@@ -759,3 +916,15 @@ def _class_number(class_dir: str) -> int:
         raise ValueError(f"class folder {class_dir!r} does not start with a CUB class number "
                          f"(expected e.g. '001.Black_footed_Albatross')")
     return int(head)
+
+
+def _positions(names: list[str], kept: list[str]) -> np.ndarray:
+    """Positions in ``names`` of ``kept``, a subsequence of it (the items not skipped)."""
+    out, k = [], 0
+    for i, name in enumerate(names):
+        if k < len(kept) and name == kept[k]:
+            out.append(i)
+            k += 1
+    if k != len(kept):
+        raise ValueError(f"item {kept[k]!r} is not in the order of filenames.pickle")
+    return np.array(out, dtype=np.int64)

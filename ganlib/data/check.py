@@ -5,8 +5,10 @@ are recorded instead of raising), every image is decoded (``decode=True``),
 and the problems are printed one per line, each naming its path: missing or
 unreadable (corrupt, truncated) images, missing or short caption files,
 inconsistent class files, class folders without images, classes shared by
-train and test. The command's exit status is 0 when nothing was found, 1
-otherwise.
+train and test, a precomputed text-embeddings file (StackGAN's
+``char-CNN-RNN-embeddings.pickle``) that does not match its split; a split
+whose embeddings were read says so (``1024-d text embeddings``). The
+command's exit status is 0 when nothing was found, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def check_dataset(name: str, root=None, decode: bool = True, out=print) -> dict:
         out: a ``print``-like function for the report, or ``None`` for silence.
 
     Returns:
-        ``{"name", "root", "splits": {split: {"images", "captions", "classes"}},
+        ``{"name", "root", "splits": {split: {"images", "captions", "classes",
+        "embedding_dim"}},
         "problems": [str, ...], "ok": bool}``; a split that cannot be opened
         at all is missing from ``splits`` and its reason is a problem.
 
@@ -57,12 +60,17 @@ def check_dataset(name: str, root=None, decode: bool = True, out=print) -> dict:
                 problems[f"{split}: {err}"] = None
                 continue
             classes = len(set(ds.class_ids.tolist())) if ds.has_classes else 0
+            try:
+                dim = ds.embedding_dim
+            except (FileNotFoundError, ValueError):
+                dim = None  # the reason is among the problems found by ds.check
             counts = {"images": len(ds), "captions": sum(len(c) for c in ds.captions),
-                      "classes": classes}
+                      "classes": classes, "embedding_dim": dim}
             report["splits"][split] = counts
             say(f"  {split:5s}: {counts['images']} images, {counts['captions']} captions "
                 f"({ds.captions_per_image} per image), "
                 + (f"{classes} classes" if ds.has_classes else "no classes")
+                + (f", {dim}-d text embeddings" if dim else "")
                 + (f"; {len(ds.problems)} items skipped" if ds.problems else ""))
             for message in found:
                 problems[message] = None

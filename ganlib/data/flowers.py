@@ -8,6 +8,8 @@ Layout (``root/``, as StackGAN's ``Data/flowers``)::
     train/filenames.pickle, test/filenames.pickle   ["jpg/image_06734", ...]
                                                  (bare "image_06734" is accepted too)
     train/class_info.pickle, test/class_info.pickle (optional, checked) class per file
+    train/char-CNN-RNN-embeddings.pickle, test/...  (optional) StackGAN's precomputed
+                                                 text embeddings, (10, 1024) per image
 
 Rules:
 
@@ -19,6 +21,10 @@ Rules:
   must group the files the same way.
 * **Split**: StackGAN's split is by class: 82 train (Reed's train + val) and
   20 test classes, 7034 / 1155 images.
+* **Embeddings**: as for CUB (:func:`ganlib.data.captioned.load_embeddings`):
+  row ``j`` of an image's array embeds caption ``j`` of its
+  ``text_c10/class_NNNNN/image_NNNNN.txt`` (StackGAN pairs them so), in the
+  order of ``filenames.pickle``.
 
 Bad input follows :class:`ganlib.data.captioned.CaptionedDataset`: an error
 naming the file (``strict=True``) or a skipped item counted in one warning
