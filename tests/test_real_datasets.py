@@ -544,7 +544,7 @@ def test_train_cgan_on_cub_layout(tmp_path):
 
 def test_class_conditioning_refuses_a_dataset_without_classes(tmp_path, capsys):
     root = fx.write_coco(tmp_path / "coco")
-    code = main(["train", "cgan", "--conditioning", "class", "--data", "coco", "--root", str(root),
+    code = main(["train", "cgan", "--variant", "class", "--data", "coco", "--root", str(root),
                  "--steps", "1", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "class ids" in capsys.readouterr().err
