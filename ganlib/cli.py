@@ -6,6 +6,7 @@
     ganlib train cgan --preset fast|paper [--variant NAME] [--data NAME --root DIR] [--steps N] --out DIR [--resume]
     ganlib train stackgan --preset fast --out DIR   # OUT/stage1, then OUT/stage2
     ganlib evaluate RUN_DIR
+    ganlib leaderboard --out DIR                     # every fast preset on one SynthBirds evaluation
     ganlib sample RUN_DIR --caption "..." --out x.png   # or --class-id K (class models), --n N (unconditional)
     ganlib grade NN [--submission FILE | --solutions] [--results results.json]
     ganlib stubs [--check]
@@ -55,6 +56,12 @@ def _models(args):
         for name, variant in spec.variants.items():
             print(f"{'':<12} --variant {name}: {variant.help}")
     return 0
+
+
+def _leaderboard(args):
+    from ganlib import leaderboard
+
+    return leaderboard.run_from_args(args)
 
 
 def _evaluate(args):
@@ -127,6 +134,12 @@ def build_parser():
 
     p = sub.add_parser("models", help="list the papers, their variants and presets")
     p.set_defaults(run=_models)
+
+    p = sub.add_parser("leaderboard", help="train every model's fast preset and score all on one evaluation")
+    from ganlib import leaderboard
+
+    leaderboard.add_arguments(p)
+    p.set_defaults(run=_leaderboard)
 
     p = sub.add_parser("evaluate", help="evaluate a run's newest checkpoint; appends to metrics.json")
     p.add_argument("run_dir")

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from ganlib import metrics
+from ganlib import evaluation, metrics
 from ganlib.metrics import inception
 from ganlib.metrics.inception import InceptionNetwork, InceptionWeightsUnavailable
 
@@ -288,7 +288,7 @@ def test_real_data_evaluation_uses_inception_metrics_and_caches_statistics(offli
     run, model, _ = offline_cub_run
     tiny = TinyNetwork()
     monkeypatch.setattr(metrics, "default_inception", lambda weights="imagenet": tiny)
-    monkeypatch.setattr(runs, "_REAL_STATS", {})
+    monkeypatch.setattr(evaluation, "_SAMPLES", {})
     record = runs.evaluate_run(run, n=6)
     assert record["step"] == 2
     assert {"fid", "inception_score", "inception_score_std"} <= set(record)
@@ -302,7 +302,7 @@ def test_real_data_evaluation_uses_inception_metrics_and_caches_statistics(offli
     def no_recompute(*args, **kwargs):
         raise AssertionError("real statistics recomputed although the run folder has them")
 
-    monkeypatch.setattr(runs, "_REAL_STATS", {})
+    monkeypatch.setattr(evaluation, "_SAMPLES", {})
     monkeypatch.setattr(metrics, "inception_statistics", no_recompute)
     evaluator = cb.Evaluate(_test_set(run), n=6, out_dir=run, verbose=False)
     evaluator.set_model(model)
