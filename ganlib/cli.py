@@ -8,6 +8,7 @@
     ganlib evaluate RUN_DIR
     ganlib leaderboard --out DIR                     # every fast preset on one SynthBirds evaluation
     ganlib sample RUN_DIR --caption "..." --out x.png   # or --class-id K (class models), --n N (unconditional)
+    ganlib bench stackganpp --preset fast [--batch N] [--steps N] [--warmup N] [--precision fp32|bf16] [--json FILE]
     ganlib grade NN [--submission FILE | --solutions] [--results results.json]
     ganlib stubs [--check]
 """
@@ -86,6 +87,14 @@ def _sample(args):
     return 0
 
 
+def _bench(args):
+    from ganlib import bench
+
+    bench.run(args.model, preset=args.preset, batch=args.batch, steps=args.steps, warmup=args.warmup,
+              precision=args.precision, json_path=args.json)
+    return 0
+
+
 def _grade(args):
     from ganlib import grading
 
@@ -154,6 +163,17 @@ def build_parser():
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_sample)
+
+    p = sub.add_parser("bench", help="time training steps on synthetic batches: step time, images/s, "
+                                     "peak memory, FLOP/s and the machine's matmul calibration")
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("--preset", choices=["fast", "paper"], default="fast")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the preset's)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first, compilation included (default 3)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: mixed_bfloat16 policy")
+    p.add_argument("--json", default=None, help="append the JSON record to this file (one per line)")
+    p.set_defaults(run=_bench)
 
     from ganlib import grading
 
