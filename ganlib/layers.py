@@ -58,8 +58,10 @@ class ConditioningAugmentation(layers.Layer):
     $$[\mu(\varphi_t) ; \log\sigma^2(\varphi_t)] = \mathrm{act}(W \varphi_t + b),\qquad
     \hat c = \mu + \sigma \odot \epsilon,\quad \epsilon \sim \mathcal{N}(0, I)$$
 
-    (the reparameterisation trick, so gradients reach $W$), regularised towards
-    $\mathcal{N}(0, I)$ by `ganlib.losses.kl_divergence(mu, logvar)` (paper Eq. 2).
+    (the reparameterisation trick, so gradients reach $W$: `reparameterize`), regularised
+    towards $\mathcal{N}(0, I)$ by `ganlib.losses.kl_divergence(mu, logvar)` (paper Eq. 2).
+    $\epsilon$ is an argument, drawn by the model with the rest of its noise, so a
+    sample repeats with its seed.
 
     Args:
         units: size of $\hat c$ ($N_g$: 128 in StackGAN and StackGAN++).
@@ -67,37 +69,35 @@ class ConditioningAugmentation(layers.Layer):
             reference code has it: `"leaky_relu"` (StackGAN's TensorFlow code,
             slope 0.2), `"glu"` (StackGAN++: the layer outputs `4 * units` and a
             gated linear unit halves them), `"relu"` or `None`.
-        seed: seed of $\epsilon$'s generator.
 
     Call arguments:
         embedding: `(B, D)` sentence embeddings.
-        sample: draw $\epsilon$ (default); `False` returns $\hat c = \mu$.
+        eps: `(B, units)` standard normal noise; None returns $\hat c = \mu$.
 
     Returns:
         `(c_hat, mu, logvar)`, each `(B, units)`.
 
     Example:
-        >>> ca = ConditioningAugmentation(4, seed=0)
-        >>> c_hat, mu, logvar = ca(keras.ops.ones((2, 8)))
+        >>> ca = ConditioningAugmentation(4)
+        >>> c_hat, mu, logvar = ca(keras.ops.ones((2, 8)), keras.ops.zeros((2, 4)))
         >>> tuple(c_hat.shape), tuple(mu.shape)
         ((2, 4), (2, 4))
     """
 
     ACTIVATIONS = ("leaky_relu", "glu", "relu", None)
 
-    def __init__(self, units, activation="leaky_relu", seed=None, **kwargs):
+    def __init__(self, units, activation="leaky_relu", **kwargs):
         super().__init__(**kwargs)
         if activation not in self.ACTIVATIONS:
             raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
-        self.units, self.activation, self.seed = int(units), activation, seed
+        self.units, self.activation = int(units), activation
         width = 4 * self.units if activation == "glu" else 2 * self.units
         self.fc = layers.Dense(width, name="fc")
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
         self.fc.build(input_shape)
 
-    def call(self, embedding, sample=True):
+    def call(self, embedding, eps=None):
         h = self.fc(embedding)
         if self.activation == "glu":
             h = h[:, : 2 * self.units] * ops.sigmoid(h[:, 2 * self.units:])
@@ -106,18 +106,14 @@ class ConditioningAugmentation(layers.Layer):
         elif self.activation == "relu":
             h = ops.relu(h)
         mu, logvar = h[:, : self.units], h[:, self.units:]
-        if not sample:
-            return mu, mu, logvar
-        eps = keras.random.normal(ops.shape(mu), dtype=mu.dtype, seed=self.seed_generator)
-        return mu + ops.exp(0.5 * logvar) * eps, mu, logvar
+        return (mu if eps is None else reparameterize(mu, logvar, eps)), mu, logvar
 
     def compute_output_shape(self, input_shape):
         shape = (input_shape[0], self.units)
         return shape, shape, shape
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "seed": self.seed}
+        return {**super().get_config(), "units": self.units, "activation": self.activation}
 
 
 @keras.saving.register_keras_serializable("ganlib")

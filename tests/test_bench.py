@@ -36,7 +36,7 @@ def test_transposed_convolutions_count_every_input_pixel_through_the_whole_kerne
 
 def test_composite_layers_are_counted_through_their_sublayers():
     e = keras.Input((12,))
-    net = keras.Model(e, ConditioningAugmentation(4, activation="glu")(e, sample=False))
+    net = keras.Model(e, ConditioningAugmentation(4, activation="glu")(e))
     assert flops.forward_flops(net, np.zeros((1, 12), "float32")) == 2 * 12 * (4 * 4)   # FC 12 -> 4 * units
 
 

@@ -76,7 +76,7 @@ def test_generator_is_conditioned_through_f_ca_and_epsilon():
     e = model.encode_text(CAPTIONS)
     noise = model.draw_noise(2, seed=1)
     ca = next(layer for layer in model.generator.layers if isinstance(layer, stackgan.ConditioningAugmentation))
-    _, mu, logvar = ca(e, sample=False)
+    _, mu, logvar = ca(e)
     image, g_mu, g_logvar = model.generator([noise["z"], e, noise["eps0"]])
     np.testing.assert_allclose(ops.convert_to_numpy(g_mu), ops.convert_to_numpy(mu), atol=1e-6)
     np.testing.assert_allclose(ops.convert_to_numpy(g_logvar), ops.convert_to_numpy(logvar), atol=1e-6)

@@ -173,7 +173,7 @@ def conditioning(embedding, eps, cfg, name):
     Returns `(c_hat, mu, logvar)`.
     """
     _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="leaky_relu", name=f"{name}_F_ca")(
-        embedding, sample=False)
+        embedding)
     if not cfg.conditioning_augmentation:
         return mu, mu, logvar
     return Reparameterize(name=f"{name}_reparameterize")([mu, logvar, eps]), mu, logvar

@@ -209,7 +209,7 @@ def build_generator(cfg):
     if cfg.conditioning == "text":
         phi = keras.Input((cfg.embed_dim,), name="phi_t")
         eps = keras.Input((cfg.ca_dim,), name="eps")
-        _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="glu", name="F_ca")(phi, sample=False)
+        _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="glu", name="F_ca")(phi)
         c = Reparameterize(name="c_hat")([mu, logvar, eps])
         inputs = [z, phi, eps]
         h = layers.Concatenate(name="F0_in")([c, z])
@@ -379,7 +379,7 @@ class StackGANpp(MultiScaleGAN):
         fakes = {"images": list(outs[:m]), "c": outs[m], "mu": outs[m], "logvar": outs[m + 1]}
         if "wrong_image" not in batch:   # the mismatched caption's CA mean
             wrong = self.condition.from_batch(self, batch, wrong=True)
-            _, fakes["c_wrong"], _ = self.generator.get_layer("F_ca")(wrong, sample=False)
+            _, fakes["c_wrong"], _ = self.generator.get_layer("F_ca")(wrong)
         return fakes
 
     def run_tree(self, inputs, training):
