@@ -19,7 +19,7 @@ is timed on its own. One JSON record per run:
     forward_flops      {network: forward FLOPs per image of one call}, network_calls {network: calls per step},
     achieved_gflops    flops_per_step / median_step_s / 1e9,
     calibration_gflops GFLOP/s of a fixed float32 numpy matmul on this machine (`calibration_gflops`),
-    machine            {cpu, cores, accelerators}, versions {python, numpy, keras, backend}, jit_compile, time.
+    machine            {cpu, cores, load_average, accelerators}, versions {python, numpy, keras, backend}, jit_compile, time.
 
 `calibration_gflops` makes figures from different machines comparable: the
 ratio achieved / calibration is the fraction of the machine's plain matmul speed
@@ -145,7 +145,8 @@ def accelerators():
 
 
 def machine():
-    """CPU model, usable cores and the backend's accelerators."""
+    """CPU model, usable cores, the 1-minute load average (other processes' share of the
+    cores: timings on a loaded machine are slower) and the backend's accelerators."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -153,7 +154,8 @@ def machine():
     except (OSError, StopIteration):
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "accelerators": accelerators()}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cores": cores, "load_average": load, "accelerators": accelerators()}
 
 
 def versions():
