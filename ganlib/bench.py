@@ -19,7 +19,7 @@ is timed on its own. One JSON record per run:
     forward_flops      {network: forward FLOPs per image of one call}, network_calls {network: calls per step},
     achieved_gflops    flops_per_step / median_step_s / 1e9,
     calibration_gflops GFLOP/s of a fixed float32 numpy matmul on this machine (`calibration_gflops`),
-    machine            {cpu, cores, devices}, versions {python, numpy, keras, backend}, jit_compile, time.
+    machine            {cpu, cores, load_average, accelerators}, versions {python, numpy, keras, backend}, jit_compile, time.
 
 `calibration_gflops` makes figures from different machines comparable: the
 ratio achieved / calibration is the fraction of the machine's plain matmul speed
@@ -48,7 +48,10 @@ def build_model(name, preset="fast", batch=None, overrides=None):
     models as `ganlib train` chains them."""
     from ganlib import runs
 
-    cfg = runs.make_config(name, preset, **{**(overrides or {}), "batch_size": batch})
+    overrides = dict(overrides or {})
+    if batch is not None:
+        overrides["batch_size"] = batch
+    cfg = runs.make_config(name, preset, **overrides)
     module = runs.model_module(name)
     if not hasattr(module, "stages"):
         return module.build(cfg)
@@ -122,8 +125,28 @@ def device_peak_mb():
     return None
 
 
+def accelerators():
+    """Names of the backend's accelerators (e.g. "NVIDIA H200"); [] on CPU."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
 def machine():
-    """CPU model, usable cores and the backend's devices."""
+    """CPU model, usable cores, the 1-minute load average (other processes' share of the
+    cores: timings on a loaded machine are slower) and the backend's accelerators."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -131,8 +154,8 @@ def machine():
     except (OSError, StopIteration):
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    devices = [str(d) for d in keras.distribution.list_devices()]
-    return {"cpu": cpu, "cores": cores, "devices": devices}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cores": cores, "load_average": load, "accelerators": accelerators()}
 
 
 def versions():

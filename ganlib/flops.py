@@ -91,6 +91,7 @@ class FlopCounter(contextlib.AbstractContextManager):
         `uncounted`: paths of weighted layers with no FLOP rule that were called.
 
     Example:
+        >>> import keras, numpy as np
         >>> net = keras.Sequential([keras.Input((10,)), keras.layers.Dense(20)])
         >>> with FlopCounter({"net": net}) as counter:
         ...     _ = net(np.zeros((1, 10), "float32"))

@@ -113,7 +113,7 @@ def test_bench_command_writes_a_complete_json_record(tmp_path, capsys):
     f, n = record["forward_flops"], record["network_calls"]
     assert record["flops_per_step"] == 4 * (3 * (n["G"] * f["G"] + n["D"] * f["D"])
                                             + n["sentence_encoder"] * f["sentence_encoder"])
-    assert record["machine"]["cores"] >= 1 and record["machine"]["cpu"]
+    assert record["machine"]["cores"] >= 1 and record["machine"]["cpu"] and record["machine"]["load_average"] >= 0
     assert record["versions"]["keras"] == keras.__version__
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == record
 
@@ -129,3 +129,11 @@ def test_bf16_precision_is_recorded_and_the_policy_restored():
 def test_bad_arguments_raise_naming_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
         bench.bench("cgan", **kwargs)
+
+
+def test_build_model_batch_and_overrides():
+    assert bench.build_model("cgan", "fast", overrides={**TINY_CGAN, "batch_size": 8}).config.batch_size == 8
+    model = bench.build_model("cgan", "fast", batch=4, overrides={**TINY_CGAN, "batch_size": 8})
+    assert (model.config.batch_size, model.config.image_size) == (4, 16)
+    stage2 = bench.build_model("stackgan", "fast")
+    assert stage2.config.stage == 2 and stage2.stage1_generator.name == "G_0"
