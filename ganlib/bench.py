@@ -43,43 +43,52 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
 def build_model(name, preset="fast", batch=None, overrides=None):
     """The (uncompiled) model of `ganlib bench NAME --preset PRESET`, at batch size `batch`
-    (default: the preset's), with config fields `overrides`. A staged model (its module
-    has `stages(config)`) is its last stage, built on the earlier stages' untrained
-    models as `ganlib train` chains them."""
-    from ganlib import runs
+    (default: the preset's), with config fields `overrides`, built from the paper's registry
+    entry. A staged model is its last stage, built on the earlier stages' untrained models
+    as `ganlib train` chains them."""
+    from ganlib import models
 
     overrides = dict(overrides or {})
     if batch is not None:
         overrides["batch_size"] = batch
-    cfg = runs.make_config(name, preset, **overrides)
-    module = runs.model_module(name)
-    if not hasattr(module, "stages"):
-        return module.build(cfg)
+    spec = models.get(name)
     model = None
-    for _, stage_cfg in module.stages(cfg):
-        model = module.build(stage_cfg, previous=model)
+    for _, stage_cfg in spec.plan(spec.make_config(preset, **overrides)):
+        model = spec.build(stage_cfg, previous=model)
     return model
 
 
 def synthetic_batch(model, batch_size, seed=0):
-    """A batch of random numbers with the keys, shapes and ranges of `ganlib train`'s pipeline:
+    """A batch of random numbers with the keys, shapes and ranges that `ganlib train`'s pipeline
+    gives this model (its registry entry's `BatchSpec`):
 
-    `image` (B, S, S, 3) float32 uniform in [-1, 1] at `config.image_size`;
-    `class_id` (B,) int32 in [0, num_classes); for text-conditional models `tokens`
-    and `wrong_tokens` int32 word ids in [2, vocabulary size) (no padding), of shape
-    (B, max_words), or (B, k, max_words) with `config.captions_per_embedding` k > 1.
+    `image` (B, S, S, 3) float32 uniform in [-1, 1], `image_<s>` for the pyramid sizes,
+    `wrong_image` (and its pyramid) when the mismatched pairs are images; `class_id` (B,)
+    int32 in [0, num_classes); text as `tokens` / `wrong_tokens` int32 word ids in
+    [2, vocabulary size) (no padding), (B, T) or (B, k, T) with k captions per image, or as
+    precomputed `embeddings` / `wrong_embeddings` (B, k, D) float32.
     """
+    from ganlib import models
+
     cfg = model.config
+    name = next(n for n in models.MODELS if isinstance(cfg, models.get(n).config))
+    spec = models.get(name).batch(cfg)
     rng = np.random.default_rng(seed)
-    size = cfg.image_size
-    batch = {"image": rng.uniform(-1, 1, (batch_size, size, size, 3)).astype("float32"),
+    images = lambda s: rng.uniform(-1, 1, (batch_size, s, s, 3)).astype("float32")  # noqa: E731
+    batch = {"image": images(spec.image_size),
              "class_id": rng.integers(0, getattr(cfg, "num_classes", 1), batch_size).astype("int32")}
-    if getattr(model, "text", False):
-        k = getattr(cfg, "captions_per_embedding", 1)
-        shape = (batch_size, cfg.max_words) if k == 1 else (batch_size, k, cfg.max_words)
-        vocabulary = model.tokenizer.vocabulary_size
-        for key in ("tokens", "wrong_tokens"):
-            batch[key] = rng.integers(2, vocabulary, shape).astype("int32")
+    batch.update({f"image_{s}": images(s) for s in spec.pyramid})
+    prefixes = ("", "wrong_") if spec.wrong else ("",)
+    if spec.wrong == "image":
+        batch["wrong_image"] = images(spec.image_size)
+        batch.update({f"wrong_image_{s}": images(s) for s in spec.pyramid})
+    if spec.text == "tokens":
+        shape = (batch_size, spec.max_words) if spec.captions == 1 else (batch_size, spec.captions, spec.max_words)
+        for prefix in prefixes:
+            batch[prefix + "tokens"] = rng.integers(2, model.tokenizer.vocabulary_size, shape).astype("int32")
+    elif spec.text == "embeddings":
+        for prefix in prefixes:
+            batch[prefix + "embeddings"] = rng.standard_normal((batch_size, spec.captions, cfg.embed_dim)).astype("float32")
     return batch
 
 

@@ -64,7 +64,7 @@ def test_train_step_flops_follow_the_step_equation_for_gan_int_cls():
     f_g = flops.forward_flops(model.generator, [np.zeros((2, cfg.z_dim), "float32"),
                                                 np.zeros((2, cfg.embed_dim), "float32")])
     f_d = flops.forward_flops(model.discriminator, [batch["image"][:2], np.zeros((2, cfg.embed_dim), "float32")])
-    f_e = flops.forward_flops(model.sentence_encoder, batch["tokens"][:2])
+    f_e = flops.forward_flops(model.helper("sentence_encoder"), batch["tokens"][:2])
     assert counted["calls"] == {"G": 2, "D": 5, "sentence_encoder": 2}
     assert counted["forward"] == {"G": f_g, "D": f_d, "sentence_encoder": f_e}
     assert counted["train_per_image"] == 3 * (2 * f_g + 5 * f_d) + 2 * f_e
