@@ -193,3 +193,14 @@ def test_initialisers_are_the_references(reference):
     bias = ops.convert_to_numpy(D.get_layer("cond_conv").bias)
     assert bias.shape == (1,) and abs(bias[0]) <= 1 / np.sqrt(16 * 8 * cfg.ndf)
     np.testing.assert_array_equal(ops.convert_to_numpy(G.get_layer("F_ca").fc.bias), 0)
+
+
+def test_a_model_gets_the_weights_in_its_generator_and_its_average(reference):
+    cfg = reference["cfg"].replace(ema_decay=0.999)
+    model = sgpp.StackGANpp(cfg)
+    assert convert.load_stackganv2(model, reference["G"], reference["D"]) is model
+    expected = reference["G"]["h_net1.upsample1.1.weight"].astype(np.float32).transpose(2, 3, 1, 0)
+    for G in (model.generator, model.inference_generator()):   # the reference's netG is its averaged G
+        np.testing.assert_array_equal(ops.convert_to_numpy(G.get_layer("F0_up0_conv").kernel), expected)
+    np.testing.assert_array_equal(ops.convert_to_numpy(model.discriminators[1].get_layer("reduce0_bn").moving_variance),
+                                  reference["D"][1]["img_code_s32_1.1.running_var"].astype(np.float32))
