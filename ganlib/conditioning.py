@@ -28,8 +28,9 @@ name (`PaperGAN.helper(name)`), never by position.
 import numpy as np
 from keras import ops
 
-#: text encoders and the width of their sentence embedding
-TEXT_ENCODERS = {"synthbirds": 256, "char-cnn-rnn": 1024}
+#: text encoders and the width of their sentence embedding (None: the data's precomputed width,
+#: 1024 in the reference datasets' char-CNN-RNN pickles)
+TEXT_ENCODERS = {"synthbirds": 256, "char-cnn-rnn": None}
 KINDS = ("text", "class", "none")
 SENTENCE_ENCODER = "sentence_encoder"
 
@@ -48,7 +49,7 @@ class SentenceConditioning:
     def __init__(self, embed_dim, text_encoder="synthbirds", max_words=18):
         if text_encoder not in TEXT_ENCODERS:
             raise ValueError(f"text_encoder must be one of {sorted(TEXT_ENCODERS)}, got {text_encoder!r}.")
-        if TEXT_ENCODERS[text_encoder] != embed_dim:
+        if TEXT_ENCODERS[text_encoder] not in (None, embed_dim):
             raise ValueError(f"embed_dim={embed_dim} does not match the {text_encoder!r} text encoder, "
                              f"whose embeddings have {TEXT_ENCODERS[text_encoder]} dimensions.")
         self.embed_dim, self.text_encoder, self.max_words = int(embed_dim), text_encoder, int(max_words)
@@ -228,9 +229,13 @@ def for_dataset(config, dataset):
     if config.conditioning == "class" and not dataset.has_classes:
         raise ValueError(f"class conditioning needs class ids, and the {dataset.name!r} dataset has none "
                          f"(every class_id is -1); train a text-conditional model instead.")
-    if config.conditioning == "text" and config.text_encoder != "synthbirds" \
-            and not getattr(dataset, "has_embeddings", False):
+    if config.conditioning != "text" or config.text_encoder == "synthbirds":
+        return config, None
+    if not getattr(dataset, "has_embeddings", False):
         note = (f"the {dataset.name} data has no precomputed {config.text_encoder} embeddings; the text "
                 f"encoder is the shipped SynthBirds sentence encoder ({TEXT_ENCODERS['synthbirds']}-d) instead")
         return config.replace(text_encoder="synthbirds", embed_dim=TEXT_ENCODERS["synthbirds"]), note
+    if dataset.embedding_dim != config.embed_dim:
+        raise ValueError(f"embed_dim={config.embed_dim}, but the {dataset.name} data's precomputed embeddings have "
+                         f"{dataset.embedding_dim} dimensions ({dataset.embeddings_path}).")
     return config, None

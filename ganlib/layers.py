@@ -69,6 +69,7 @@ class ConditioningAugmentation(layers.Layer):
             reference code has it: `"leaky_relu"` (StackGAN's TensorFlow code,
             slope 0.2), `"glu"` (StackGAN++: the layer outputs `4 * units` and a
             gated linear unit halves them), `"relu"` or `None`.
+        kernel_initializer: of the fully connected layer (Keras' default glorot_uniform).
 
     Call arguments:
         embedding: `(B, D)` sentence embeddings.
@@ -86,13 +87,14 @@ class ConditioningAugmentation(layers.Layer):
 
     ACTIVATIONS = ("leaky_relu", "glu", "relu", None)
 
-    def __init__(self, units, activation="leaky_relu", **kwargs):
+    def __init__(self, units, activation="leaky_relu", kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         if activation not in self.ACTIVATIONS:
             raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
         self.units, self.activation = int(units), activation
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
         width = 4 * self.units if activation == "glu" else 2 * self.units
-        self.fc = layers.Dense(width, name="fc")
+        self.fc = layers.Dense(width, kernel_initializer=self.kernel_initializer, name="fc")
 
     def build(self, input_shape):
         self.fc.build(input_shape)
@@ -113,7 +115,8 @@ class ConditioningAugmentation(layers.Layer):
         return shape, shape, shape
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation}
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
 @keras.saving.register_keras_serializable("ganlib")

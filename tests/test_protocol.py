@@ -56,9 +56,9 @@ def test_batch_specs_ask_for_what_each_reference_trains_on():
     assert (b.image_size, b.pyramid, b.wrong, b.captions) == (256, (64, 128), "image", 1)
     b = models.get("stackganpp").batch(stackganpp.Config.paper(unconditional=True))
     assert (b.text, b.wrong) == (None, None)
-    b = models.get("stackganpp").batch(stackganpp.Config.paper().replace(text_encoder="char-cnn-rnn",
-                                                                         embed_dim=1024))
+    b = models.get("stackganpp").batch(stackganpp.Config.paper())
     assert b.text == "embeddings"
+    assert models.get("stackganpp").batch(stackganpp.Config.fast()).text == "tokens"
     assert models.get("cgan").batch(cgan.Config.fast().replace(conditioning="class")).text is None
 
 
@@ -116,7 +116,7 @@ def test_sentence_conditioning_from_precomputed_embeddings():
         component.encode(None, ["a red bird"])
     np.testing.assert_array_equal(component.encode(None, e[:, 0]), e[:, 0])
     with pytest.raises(ValueError, match="does not match"):
-        conditioning.SentenceConditioning(256, "char-cnn-rnn")
+        conditioning.SentenceConditioning(1024, "synthbirds")
 
 
 def test_text_encoder_falls_back_on_data_without_embeddings():
@@ -129,6 +129,10 @@ def test_text_encoder_falls_back_on_data_without_embeddings():
     with pytest.raises(ValueError, match="class ids"):
         conditioning.for_dataset(cgan.Config.fast().replace(conditioning="class"),
                                  type("NoClasses", (), {"name": "coco", "has_classes": False})())
+    narrow = type("Narrow", (), {"name": "cub", "has_classes": True, "has_embeddings": True, "embedding_dim": 16,
+                                 "embeddings_path": "birds/train/char-CNN-RNN-embeddings.pickle"})()
+    with pytest.raises(ValueError, match="embed_dim=1024.*16 dimensions.*char-CNN-RNN-embeddings.pickle"):
+        conditioning.for_dataset(stackganpp.Config.paper(), narrow)
 
 
 def test_train_reads_the_reference_embeddings_of_a_cub_folder(tmp_path):

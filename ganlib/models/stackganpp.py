@@ -75,9 +75,11 @@ Every $\mathrm{bce}$ is a batch mean of the sigmoid cross-entropy on logits
 
 Differences from the reference kept on purpose: the text embedding is the shipped
 256-d SynthBirds sentence encoder (the reference feeds 1024-d char-CNN-RNN
-embeddings); Keras' default initialisers (the reference uses orthogonal ones);
-logits with a numerically stable cross-entropy instead of sigmoid + BCELoss.
-BatchNorm keeps PyTorch's momentum (0.1, i.e. Keras' 0.9) and epsilon (1e-5).
+embeddings: with `embed_dim=1024` the networks are the reference's, and
+`ganlib.convert.load_stackganv2` loads its checkpoints); logits with a numerically
+stable cross-entropy instead of sigmoid + BCELoss. The initialisers are the reference's
+(`weights_init`: orthogonal kernels, BatchNorm scale N(1, 0.02)). BatchNorm keeps
+PyTorch's momentum (0.1, i.e. Keras' 0.9) and epsilon (1e-5).
 """
 
 from dataclasses import dataclass
@@ -106,6 +108,8 @@ class Config(PaperConfig):
     2-core CPU in a few minutes.
     """
 
+    text_encoder: str = "char-cnn-rnn"  # the reference datasets' 1024-d embeddings (SynthBirds: its encoder)
+    embed_dim: int = 1024
     image_size: int = 256       # the last branch's size; branch i is image_size / 2**(branches-1-i)
     branches: int = 3           # cfg.TREE.BRANCH_NUM: 64, 128, 256
     z_dim: int = 100            # cfg.GAN.Z_DIM
@@ -127,9 +131,11 @@ class Config(PaperConfig):
 
     @classmethod
     def paper(cls, unconditional=False):
-        """The reference settings: birds (3 branches 64/128/256, ngf 64, ndf 64, z 100,
-        CA 128, 2 residual blocks, batch 24, Adam 2e-4 (0.5, 0.999), KL 2,
-        unconditional loss 1, colour loss 0, wrong images as mismatched pairs);
+        """The reference settings: birds (the char-CNN-RNN 1024-d text embeddings of the dataset,
+        3 branches 64/128/256, ngf 64, ndf 64, z 100, CA 128, 2 residual blocks, batch 24,
+        Adam 2e-4 (0.5, 0.999), KL 2, unconditional loss 1, colour loss 0, wrong images as
+        mismatched pairs); on data without the embeddings (SynthBirds) `ganlib train` uses
+        the shipped sentence encoder (256-d) and says so;
         `unconditional=True`: no text, colour loss 50 (the LSUN / ImageNet configs)."""
         cfg = cls()
         return cfg.unconditional() if unconditional else cfg
@@ -140,7 +146,8 @@ class Config(PaperConfig):
         16 channels at 32 px, D starts at 16), z 32, CA 64, lr 5e-4 and an EMA generator
         (0.995): 2400 steps. Its mismatched pairs are real images with a wrong caption
         (`wrong="caption"`), as lesson 03's figures were measured."""
-        cfg = cls(image_size=64, branches=2, z_dim=32, ca_dim=64, ngf=16, ndf=16, num_residual=2,
+        cfg = cls(text_encoder="synthbirds", embed_dim=256,
+                  image_size=64, branches=2, z_dim=32, ca_dim=64, ngf=16, ndf=16, num_residual=2,
                   batch_size=24, lr=5e-4, ema_decay=0.995, steps=2400, eval_every=600, wrong="caption",
                   sample_every=300, checkpoint_every=600, eval_samples=500)
         return cfg.unconditional() if unconditional else cfg
@@ -175,13 +182,44 @@ class Config(PaperConfig):
 
 
 # --------------------------------------------------------------------------- blocks
+# Initialisers of the reference's `weights_init` (trainer.py): orthogonal kernels (gain 1) for every
+# convolution and fully connected layer, BatchNorm scale ~ N(1, 0.02) and offset 0, linear biases 0.
+# Each layer gets its own initialiser instance: one instance reused would repeat its seed.
+_COUNTING_ONLY = False   # set by `param_counts`: orthogonal init of the paper nets is minutes of QR on a CPU
+
+
+def _orthogonal():
+    return "zeros" if _COUNTING_ONLY else keras.initializers.Orthogonal(gain=1.0)
+
+
+def _torch_bias(fan_in):
+    """PyTorch's default bias initialiser, U(-1/sqrt(fan_in), 1/sqrt(fan_in)): `weights_init`
+    leaves the biases of the logit convolutions as PyTorch made them."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
 def _bn(name):
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name,
+                                     gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+
+
+def _conv(filters, kernel_size, name, strides=1):
+    """A convolution without bias, 'same' padding (PyTorch's padding 1 for 3x3 and for 4x4 stride 2)."""
+    return layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                         kernel_initializer=_orthogonal(), name=name)
+
+
+def _logit_conv(x, name):
+    """The 4x4 convolution of stride 4 from the 4x4 code to one logit, with bias."""
+    conv = layers.Conv2D(1, 4, strides=4, kernel_initializer=_orthogonal(),
+                         bias_initializer=_torch_bias(16 * x.shape[-1]), name=f"{name}_conv")
+    return layers.Reshape((), name=f"{name}_logit")(conv(x))
 
 
 def glu_conv(x, filters, name):
     """3x3 convolution to 2*filters, BatchNorm, GLU -> `filters` channels (reference Block3x3_relu)."""
-    x = layers.Conv2D(2 * filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = _conv(2 * filters, 3, f"{name}_conv")(x)
     return GLU(name=f"{name}_glu")(_bn(f"{name}_bn")(x))
 
 
@@ -195,21 +233,28 @@ def residual_block(x, name):
     """x + BN(conv3x3(GLU-conv3x3(x))) (reference ResBlock)."""
     channels = x.shape[-1]
     h = glu_conv(x, channels, f"{name}_a")
-    h = _bn(f"{name}_b_bn")(layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(h))
+    h = _bn(f"{name}_b_bn")(_conv(channels, 3, f"{name}_b_conv")(h))
     return layers.Add(name=f"{name}_add")([x, h])
 
 
 # --------------------------------------------------------------------------- networks
 def build_generator(cfg):
     """The tree G: inputs `[z, phi_t, eps]` (text) or `[z]` (unconditional);
-    outputs `[s_0, ..., s_{m-1}, mu, logvar]` (text) or `[s_0, ..., s_{m-1}]`."""
+    outputs `[s_0, ..., s_{m-1}, mu, logvar]` (text) or `[s_0, ..., s_{m-1}]`.
+
+    The reference's G_NET layer for layer (`ganlib.convert` loads its weights). Two
+    differences of layout only, undone by the converter: h_0 is reshaped channels-last
+    (the reference views F_0's output as (C, 4, 4)), and `ReplicateConcat` puts c after
+    h where the reference concatenates c first.
+    """
     cfg.validate()
     sizes = cfg.branch_sizes
     z = keras.Input((cfg.z_dim,), name="z")
     if cfg.conditioning == "text":
         phi = keras.Input((cfg.embed_dim,), name="phi_t")
         eps = keras.Input((cfg.ca_dim,), name="eps")
-        _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="glu", name="F_ca")(phi)
+        _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="glu", kernel_initializer=_orthogonal(),
+                                                 name="F_ca")(phi)
         c = Reparameterize(name="c_hat")([mu, logvar, eps])
         inputs = [z, phi, eps]
         h = layers.Concatenate(name="F0_in")([c, z])
@@ -218,7 +263,7 @@ def build_generator(cfg):
     # F_0: FC -> 4x4 -> upsampling to the first branch's size, halving the width each time.
     ups = int(np.log2(sizes[0] // 4))
     width = cfg.ngf * 2 ** ups
-    h = layers.Dense(4 * 4 * width * 2, use_bias=False, name="F0_fc")(h)
+    h = layers.Dense(4 * 4 * width * 2, use_bias=False, kernel_initializer=_orthogonal(), name="F0_fc")(h)
     h = GLU(name="F0_glu")(_bn("F0_fc_bn")(h))
     h = layers.Reshape((4, 4, width), name="F0_reshape")(h)
     for k in range(ups):
@@ -233,7 +278,7 @@ def build_generator(cfg):
                 h = residual_block(h, f"F{i}_res{r}")
             width //= 2
             h = up_block(h, width, f"F{i}_up")
-        image = layers.Conv2D(3, 3, padding="same", use_bias=False, name=f"G{i}_conv")(h)
+        image = _conv(3, 3, f"G{i}_conv")(h)
         images.append(layers.Activation("tanh", name=f"image_{sizes[i]}")(image))
     outputs = images + ([mu, logvar] if cfg.conditioning == "text" else [])
     return keras.Model(inputs, outputs, name="G")
@@ -245,29 +290,33 @@ def _leaky(x, name):
 
 def build_discriminator(cfg, size):
     """D_i for `size` x `size` images: strided 4x4 convolutions to a 4x4 code; logits
-    `[conditional, unconditional]` (text: input `[image, c]`) or one logit (unconditional)."""
+    `[conditional, unconditional]` (text: input `[image, c]`) or one logit (unconditional).
+
+    At 64, 128 and 256 px the reference's D_NET64/128/256 layer for layer (and its
+    D_NET512/1024 beyond); the logits are its outputs before the sigmoid.
+    """
     image = keras.Input((size, size, 3), name="image")
     downs = int(np.log2(size // 4))
-    h = _leaky(layers.Conv2D(cfg.ndf, 4, strides=2, padding="same", use_bias=False, name="down0")(image), "down0_act")
+    h = _leaky(_conv(cfg.ndf, 4, "down0", strides=2)(image), "down0_act")
     width = cfg.ndf
     for k in range(1, downs):
         width = cfg.ndf * 2 ** k
-        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"down{k}")(h)
+        h = _conv(width, 4, f"down{k}", strides=2)(h)
         h = _leaky(_bn(f"down{k}_bn")(h), f"down{k}_act")
     k = 0
     while width > 8 * cfg.ndf:  # 128 px and up: back to 8 ndf with 3x3 blocks (reference D_NET128/256)
         width //= 2
-        h = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"reduce{k}")(h)
+        h = _conv(width, 3, f"reduce{k}")(h)
         h = _leaky(_bn(f"reduce{k}_bn")(h), f"reduce{k}_act")
         k += 1
-    uncond = layers.Reshape((), name="uncond_logit")(layers.Conv2D(1, 4, strides=4, name="uncond_conv")(h))
+    uncond = _logit_conv(h, "uncond")
     if cfg.conditioning != "text":
         return keras.Model(image, uncond, name=f"D_{size}")
     c = keras.Input((cfg.ca_dim,), name="c")
     hc = ReplicateConcat(name="join")([h, c])
-    hc = layers.Conv2D(width, 3, padding="same", use_bias=False, name="joint_conv")(hc)
+    hc = _conv(width, 3, "joint_conv")(hc)
     hc = _leaky(_bn("joint_bn")(hc), "joint_act")
-    cond = layers.Reshape((), name="cond_logit")(layers.Conv2D(1, 4, strides=4, name="cond_conv")(hc))
+    cond = _logit_conv(hc, "cond")
     return keras.Model([image, c], [cond, uncond], name=f"D_{size}")
 
 
@@ -281,19 +330,25 @@ def param_counts(config=None):
     `{"G": ..., "F_ca": ..., "D_64": ..., "D_128": ..., "D_256": ...}` ("F_ca" is part of "G").
 
     Trainable weights only (BatchNorm's moving statistics are not counted), as
-    PyTorch's `parameters()` counts the reference's networks.
+    PyTorch's `parameters()` counts the reference's networks. The networks are built
+    with constant initialisers (the counts do not depend on the values), in seconds.
     """
+    global _COUNTING_ONLY
     cfg = config or Config.paper()
 
     def trainable(network):
         return int(sum(np.prod(w.shape) for w in network.trainable_weights))
 
-    g = build_generator(cfg)
-    counts = {"G": trainable(g)}
-    if cfg.conditioning == "text":
-        counts["F_ca"] = trainable(g.get_layer("F_ca"))
-    for d in build_discriminators(cfg):
-        counts[d.name] = trainable(d)
+    _COUNTING_ONLY = True
+    try:
+        g = build_generator(cfg)
+        counts = {"G": trainable(g)}
+        if cfg.conditioning == "text":
+            counts["F_ca"] = trainable(g.get_layer("F_ca"))
+        for d in build_discriminators(cfg):
+            counts[d.name] = trainable(d)
+    finally:
+        _COUNTING_ONLY = False
     return counts
 
 
