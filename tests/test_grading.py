@@ -515,3 +515,73 @@ def test_check_close_accepts_close_values_of_other_precision():
     grading.check_close(3.0, 3, "f")        # a Python number sets no dtype
     with pytest.raises(AssertionError, match="f returned dtype float64, expected int64"):
         grading.check_close(np.array([3.0]), np.array([3]), "f")
+
+
+# ---------------------------------------------------------------------------
+# The real lessons: solutions full marks, stubs zero, free answers nothing
+# ---------------------------------------------------------------------------
+
+# Lesson 01 on every backend (CI runs this file on three); all lessons on TensorFlow.
+LESSONS = ["01_cgan", "02_stackgan", "03_stackganpp"] if BACKEND == "tensorflow" else ["01_cgan"]
+
+
+def _real_tree_hash():
+    return {folder: tree_hash(REPO_ROOT / folder) for folder in ("ganlib", "solutions", "tests")}
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_real_lesson_solutions_full_marks_stubs_zero(lesson):
+    solved = grading.grade(lesson, solutions=True, repo_root=REPO_ROOT, verbose=False)
+    failed = [(t["name"], t["output"]) for t in solved["tests"] if t["status"] != "passed"]
+    assert not failed and solved["score"] == solved["max_score"] > 0
+    assert {t["visibility"] for t in solved["tests"]} == {"visible", "after_published"}
+    stub = grading.grade(lesson, repo_root=REPO_ROOT, verbose=False)
+    assert stub["score"] == 0 and stub["max_score"] == solved["max_score"]
+    assert all("NotImplementedError: Exercise: " in t["output"] for t in stub["tests"])
+
+
+def test_real_lesson_free_answers_and_numpy_only_answers(tmp_path):
+    """Lesson 01 with three shortcuts: generator_loss delegates to ganlib's reference,
+    interpolate_embeddings loads the solutions by path, sigmoid_cross_entropy is
+    numpy-only (right values, but it cannot run inside the training step)."""
+    before = _real_tree_hash()
+    source = (REPO_ROOT / "solutions" / "01_cgan" / "exercises.py").read_text()
+    source = source.replace(
+        '    x = ops.convert_to_tensor(logits, "float32")\n'
+        '    z = ops.convert_to_tensor(labels, "float32")\n'
+        '    return ops.maximum(x, 0.0) - x * z + ops.log1p(ops.exp(-ops.abs(x)))\n',
+        '    x, z = np.asarray(logits, np.float32), np.asarray(labels, np.float32)\n'
+        '    return np.maximum(x, 0.0) - x * z + np.log1p(np.exp(-np.abs(x)))\n')
+    source = source.replace('def generator_loss(fake_logits):\n',
+                            'def generator_loss(fake_logits):\n'
+                            '    from ganlib.losses import generator_loss as reference\n'
+                            '    return reference(fake_logits)\n')
+    source = source.replace('def interpolate_embeddings(t1, t2, beta=0.5):\n',
+                            'def interpolate_embeddings(t1, t2, beta=0.5):\n'
+                            '    import importlib.util\n'
+                            f'    path = {str(REPO_ROOT / "solutions" / "01_cgan" / "exercises.py")!r}\n'
+                            '    spec = importlib.util.spec_from_file_location("s", path)\n'
+                            '    module = importlib.util.module_from_spec(spec)\n'
+                            '    spec.loader.exec_module(module)\n'
+                            '    return module.interpolate_embeddings(t1, t2, beta)\n')
+    submission = _write(tmp_path, source, "exercises.py")
+    results = grading.grade("01", submission=submission, repo_root=REPO_ROOT, verbose=False)
+    assert _real_tree_hash() == before
+    tests = _by_name(results)
+    for name in ("test_generator_loss", "test_generator_loss_in_the_training_step"):
+        assert tests[name]["output"] == (
+            "AssertionError: generator_loss scores 0: it uses ganlib.losses.generator_loss, "
+            "ganlib's reference implementation; write your own")
+    for name in ("test_interpolate_embeddings_ends", "test_interpolate_embeddings_middle"):
+        assert tests[name]["output"].startswith("AssertionError: interpolate_embeddings scores 0")
+    assert tests["test_sigmoid_cross_entropy_values"]["status"] == "passed"
+    assert tests["test_sigmoid_cross_entropy_is_stable_for_large_logits"]["status"] == "passed"
+    assert tests["test_sigmoid_cross_entropy_in_the_training_step"]["status"] == "failed"
+    # numpy-only bce: right eagerly, broken in the compiled step (and so the D loss too).
+    assert tests["test_matching_aware_d_loss_values"]["status"] == "passed"
+    assert tests["test_matching_aware_d_loss_in_the_training_step"]["status"] == "failed"
+    earned = {"test_sigmoid_cross_entropy_values", "test_sigmoid_cross_entropy_is_stable_for_large_logits",
+              "test_matching_aware_d_loss_values", "test_matching_aware_d_loss_weights_and_batch_mean",
+              "test_concat_condition", "test_one_hot_labels", "test_concat_condition_in_the_training_step",
+              "test_concat_condition_single_pixel_and_batch_one", "test_one_hot_labels_other_values"}
+    assert {t["name"] for t in results["tests"] if t["status"] == "passed"} == earned
