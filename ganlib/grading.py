@@ -423,6 +423,11 @@ def run_from_args(args):
               repo_root=getattr(args, "root", None))
     except GradingError as error:
         print(f"ganlib grade: error: {error}", file=sys.stderr)
+        if args.results:   # Gradescope shows this to the student
+            path = pathlib.Path(args.results)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"score": 0.0, "output": f"Not graded: {error}",
+                                        "tests": []}, indent=2) + "\n", encoding="utf-8")
         return 2
     return 0
 

@@ -585,3 +585,56 @@ def test_real_lesson_free_answers_and_numpy_only_answers(tmp_path):
               "test_concat_condition", "test_one_hot_labels", "test_concat_condition_in_the_training_step",
               "test_concat_condition_single_pixel_and_batch_one", "test_one_hot_labels_other_values"}
     assert {t["name"] for t in results["tests"] if t["status"] == "passed"} == earned
+
+
+# ---------------------------------------------------------------------------
+# Release and autograder
+# ---------------------------------------------------------------------------
+
+def test_release_has_no_solutions_and_no_hidden_tests(repo, tmp_path):
+    from ganlib.course import release
+    out = release.release("99", tmp_path / "student", repo_root=repo)
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {"lessons/99_demo/exercises.py", "tests/grading/conftest.py",
+            "tests/grading/test_99_demo.py", "ganlib/grading.py",
+            "ganlib/course/child.py"} <= files
+    assert not any(f.startswith("solutions/") or "hidden" in f for f in files)
+    assert (out / "lessons/99_demo/exercises.py").read_text() == \
+        (repo / "lessons/99_demo/exercises.py").read_text()
+    results = grading.grade("99", repo_root=out, verbose=False)   # the student's view
+    assert results["max_score"] == 10.0 and results["score"] == 0.0
+    with pytest.raises(ValueError, match="already exists"):
+        release.release("99", out, repo_root=repo)
+
+
+def test_autograder_zip_grades_offline_in_a_folder(repo, tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from ganlib.course import release
+    archive = release.autograder("99", tmp_path / "autograder.zip", repo_root=repo,
+                                 timeout=5, total_timeout=60)
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert {"setup.sh", "run_autograder", "requirements.txt", "tests/grading/conftest.py",
+            "tests/grading/test_99_demo.py", "tests/grading/hidden/test_99_demo.py",
+            "ganlib/grading.py", "ganlib/course/sandbox.py"} <= names
+    assert not any(n.startswith("solutions/") or n.startswith("lessons/") for n in names)
+    root = tmp_path / "autograder"
+    zipfile.ZipFile(archive).extractall(root / "source")
+    env = dict(os.environ, GANLIB_AUTOGRADER_ROOT=str(root), GANLIB_PYTHON=sys.executable)
+    env.pop("PYTHONPATH", None)
+
+    def run(submission):
+        if submission is not None:
+            (root / "submission").mkdir(exist_ok=True)
+            (root / "submission" / "exercises.py").write_text(submission)
+        subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, check=False,
+                       capture_output=True, timeout=120)
+        return json.loads((root / "results" / "results.json").read_text())
+
+    missing = run(None)
+    assert missing["score"] == 0.0 and "submission file not found" in missing["output"]
+    results = run(STUDENT)
+    assert results["score"] == 2.0 and results["max_score"] == MAX_SCORE
+    assert _by_name(results)["test_add_negative"]["visibility"] == "after_published"
+    assert f"Graded {root / 'submission' / 'exercises.py'}" in results["output"]
