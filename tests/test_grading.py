@@ -638,3 +638,17 @@ def test_autograder_zip_grades_offline_in_a_folder(repo, tmp_path):
     assert results["score"] == 2.0 and results["max_score"] == MAX_SCORE
     assert _by_name(results)["test_add_negative"]["visibility"] == "after_published"
     assert f"Graded {root / 'submission' / 'exercises.py'}" in results["output"]
+
+
+def test_load_exercises_rereads_the_file_after_an_edit(tmp_path):
+    """The notebooks' import cell: re-running it picks up an edit (same size, same second)."""
+    from ganlib.course import load_exercises
+    path = tmp_path / "exercises.py"
+    path.write_text("def f():\n    return 1\n")
+    assert load_exercises(tmp_path).f() == 1
+    stat = path.stat()
+    path.write_text("def f():\n    return 2\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))   # an edit a cache would miss
+    assert load_exercises(tmp_path).f() == 2
+    with pytest.raises(FileNotFoundError, match="no exercises.py in"):
+        load_exercises(tmp_path / "nowhere")
