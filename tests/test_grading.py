@@ -426,13 +426,18 @@ def solutions():
     import solutions
 
 
+def through_globals(mu):
+    from ganlib.losses import generator_loss
+    return generator_loss.__globals__["kl_divergence"](mu, mu)
+
+
 def through_the_package():
     import ganlib
     return ganlib.losses.color_consistency(np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)))
 """
     path = _write(tmp_path, source)
     x = np.array([0.0, 1.0], np.float32)
-    with grading.Submission(path, allowed={"ganlib.losses": ["bce"]},
+    with grading.Submission(path, allowed={"ganlib.losses": ["bce", "generator_loss"]},
                             preload=["ganlib.losses"]) as exercises:
         exercises.begin_test()
         expected = np.mean(np.logaddexp(0.0, -x.astype(np.float64)))
@@ -445,6 +450,8 @@ def through_the_package():
             exercises.solutions()
         with pytest.raises(PermissionError, match="color_consistency is not available"):
             exercises.through_the_package()
+        with pytest.raises(KeyError, match="kl_divergence"):   # the allowed function's
+            exercises.through_globals(x)                       # globals: only what it uses
 
 
 def test_values_only_cross_the_pipe():

@@ -172,11 +172,37 @@ class _Refuse:
         return None
 
 
+def _code_names(code):
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _isolated(fn, memo):
+    """A copy of the function `fn` whose globals hold only the names its code uses
+    (functions of its own module copied the same way), so that `fn.__globals__`
+    does not lead to the rest of its module (the references)."""
+    if fn in memo:
+        return memo[fn]
+    env = {"__builtins__": __builtins__, "__name__": fn.__module__}
+    copy = types.FunctionType(fn.__code__, env, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__, copy.__doc__ = fn.__kwdefaults__, fn.__doc__
+    memo[fn] = copy
+    for name in _code_names(fn.__code__):
+        if name in fn.__globals__:
+            value = fn.__globals__[name]
+            same_module = isinstance(value, types.FunctionType) and value.__module__ == fn.__module__
+            env[name] = _isolated(value, memo) if same_module else value
+    return copy
+
+
 def restrict_ganlib(allowed):
     """Keep only `allowed` ({"ganlib.losses": ["bce"], ...}) of ganlib in this process.
 
-    The allowed functions are imported from the real modules; every ganlib module
-    is then dropped from sys.modules and replaced by a plain module holding only the
+    The allowed functions are imported from the real modules and copied with only
+    the globals they use (`_isolated`); every ganlib module is then dropped from sys.modules and replaced by a plain module holding only the
     allowed names (other public names raise when called), and importing any other
     ganlib module or `solutions` raises ImportError.
     """
@@ -188,8 +214,12 @@ def restrict_ganlib(allowed):
         for public in getattr(real, "__all__", None) or [n for n in vars(real) if not n.startswith("_")]:
             if callable(getattr(real, public, None)):
                 setattr(stand_in, public, _ReferenceUnavailable(f"{module_name}.{public}"))
+        memo = {}
         for name in names:
-            setattr(stand_in, name, getattr(real, name))
+            value = getattr(real, name)
+            if isinstance(value, types.FunctionType):
+                value = _isolated(value, memo)
+            setattr(stand_in, name, value)
         stand_ins[module_name] = stand_in
     for name in [n for n in sys.modules if n == "ganlib" or n.startswith("ganlib.")]:
         del sys.modules[name]

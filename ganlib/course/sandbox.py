@@ -132,7 +132,8 @@ class Child:
                     pass
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    def start(self):
+    def start(self, timeout=None):
+        """Start the child; wait `timeout` s (default `limits.startup`) for it to be ready."""
         self.folder = tempfile.mkdtemp(prefix="ganlib-submission-")
         shutil.copyfile(self.submission, os.path.join(self.folder, "exercises.py"))
         script = os.path.join(self.folder, "ganlib_child.py")
@@ -157,7 +158,7 @@ class Child:
         finally:
             os.close(request_r)
             os.close(reply_w)
-        ready = self._wait(self.limits.startup)
+        ready = self._wait(self.limits.startup if timeout is None else timeout)
         self.landlock = ready.get("landlock", 0) if isinstance(ready, dict) else 0
 
     def request(self, message, timeout):
@@ -179,7 +180,7 @@ class Child:
             raise ChildDied(f"the answer was {size} bytes, over the limit")
         try:
             return protocol.decode(self._read(size, deadline))
-        except (ValueError, KeyError, IndexError, struct.error) as error:
+        except (ValueError, KeyError, IndexError, RecursionError, struct.error) as error:
             self.close()
             raise ChildDied(f"the answer could not be read ({error})") from None
 
@@ -324,7 +325,10 @@ class Submission:
         self._loaded = False
         try:
             if self._child.process is None:   # startup is not counted against a test
-                self._child.start()
+                left = self._budget_end - time.monotonic()
+                if left <= 0:
+                    raise GradingTimeout("not run, the time for this lesson ran out")
+                self._child.start(min(self._child.limits.startup, left))
             reply = self._timed({"op": "load"}, "importing it")
         except (GradingTimeout, ChildDied) as error:
             self._import_error = f"could not import {self.path}: {error}"
