@@ -134,6 +134,11 @@ class Child:
 
     def start(self, timeout=None):
         """Start the child; wait `timeout` s (default `limits.startup`) for it to be ready."""
+        self.spawn()
+        self.ready(timeout)
+
+    def spawn(self):
+        """Start the child process without waiting for it (see `ready`)."""
         self.folder = tempfile.mkdtemp(prefix="ganlib-submission-")
         shutil.copyfile(self.submission, os.path.join(self.folder, "exercises.py"))
         script = os.path.join(self.folder, "ganlib_child.py")
@@ -147,6 +152,7 @@ class Child:
         env.update(HOME=self.folder, TMPDIR=self.folder, TF_CPP_MIN_LOG_LEVEL="3")
         self._nproc = _user_threads() + self.limits.processes if self.limits.processes else 0
         request_r, self._request_w = os.pipe()
+        os.set_blocking(self._request_w, False)
         self._reply_r, reply_w = os.pipe()
         try:
             self.process = subprocess.Popen(
@@ -158,6 +164,9 @@ class Child:
         finally:
             os.close(request_r)
             os.close(reply_w)
+
+    def ready(self, timeout=None):
+        """Wait for the spawned child to have imported its packages and sandboxed itself."""
         ready = self._wait(self.limits.startup if timeout is None else timeout)
         self.landlock = ready.get("landlock", 0) if isinstance(ready, dict) else 0
 
@@ -165,11 +174,22 @@ class Child:
         """Send `message`; return the child's decoded reply, waiting `timeout` s at most."""
         if self.process is None:
             self.start()
+        deadline = time.monotonic() + max(0.0, timeout)
+        data = protocol.encode(message)
+        view = memoryview(struct.pack("<Q", len(data)) + data)
         try:
-            protocol.send(self._request_w, message)
+            while view:     # never block on a child that stopped reading
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [self._request_w], [], left)[1]:
+                    self.close()
+                    raise GradingTimeout("the request was not read in time")
+                try:
+                    view = view[os.write(self._request_w, view[:1 << 16]):]
+                except BlockingIOError:
+                    continue
         except OSError:
             raise self._died() from None
-        return self._wait(timeout)
+        return self._wait(deadline - time.monotonic())
 
     def _wait(self, timeout):
         deadline = time.monotonic() + max(0.0, timeout)
@@ -264,7 +284,9 @@ class Submission:
                  flagged=None, limits=None, forbidden_roots=()):
         self.path = pathlib.Path(path)
         self.per_test, self.flagged = per_test, dict(flagged or {})
-        self._child = Child(path, allowed, preload, limits, forbidden_roots=forbidden_roots)
+        self._new_child = lambda: Child(path, allowed, preload, limits,
+                                        forbidden_roots=forbidden_roots)
+        self._child, self._spare, self._starts = self._new_child(), None, 0
         self._budget_end = time.monotonic() + budget
         self._test_left = per_test
         self._import_error = None
@@ -283,6 +305,8 @@ class Submission:
 
     def close(self):
         self._child.close()
+        if self._spare is not None:
+            self._spare.close()
 
     @property
     def landlock(self):
@@ -323,12 +347,12 @@ class Submission:
         if self._child.process is not None and self._loaded:
             return
         self._loaded = False
+        left = self._budget_end - time.monotonic()
+        if left <= 0:
+            raise GradingTimeout("not run, the time for this lesson ran out")
         try:
             if self._child.process is None:   # startup is not counted against a test
-                left = self._budget_end - time.monotonic()
-                if left <= 0:
-                    raise GradingTimeout("not run, the time for this lesson ran out")
-                self._child.start(min(self._child.limits.startup, left))
+                self._start_child(left)
             reply = self._timed({"op": "load"}, "importing it")
         except (GradingTimeout, ChildDied) as error:
             self._import_error = f"could not import {self.path}: {error}"
@@ -338,6 +362,20 @@ class Submission:
             self._import_error = f"could not import {self.path}: {kind}: {message}"
             raise SubmissionImportError(self._import_error)
         self._loaded = True
+
+    def _start_child(self, left):
+        """A ready child: the spare if one is warming, else a new one. After the
+        first restart a spare is kept warming, so that a killed child (a loop)
+        is replaced at once instead of after Python and the backend start again."""
+        if self._spare is not None:
+            self._child, self._spare = self._spare, None
+        else:
+            self._child.spawn()
+        self._starts += 1
+        if self._starts > 1:
+            self._spare = self._new_child()
+            self._spare.spawn()
+        self._child.ready(min(self._child.limits.startup, left))
 
     def request(self, message, name):
         reason = self.flagged.get(name) or self.flagged.get("*")
