@@ -184,8 +184,7 @@ def test_student_scores_only_the_correct_items(repo, tmp_path, capsys):
                                          "test_double")] == [
         "passed", "failed", "failed", "failed"]
     assert tests["test_mean"]["output"] == "ValueError: oops"
-    assert tests["test_count"]["output"] == (
-        "count timed out after 2 s (an infinite loop?); the process running it was stopped")
+    assert tests["test_count"]["output"] == "count timed out after 2 s (an infinite loop?)"
     assert tests["test_double"]["output"] == (
         "AssertionError: double returned shape (1,), expected shape (2,)")
     assert elapsed < 20, f"grading an infinite loop took {elapsed:.0f} s"

@@ -8,6 +8,9 @@ the lesson allows them, and then only the allowed names (`restrict_ganlib`).
 Protocol, over two pipes: the parent sends a request, the child answers with VALUES
 only (see `encode`: JSON plus numpy arrays in .npy format, never pickles). Requests:
 
+    Every request may carry "timeout": seconds after which a Python-level loop in
+    the student's code is interrupted (the answer is then the error "__timeout__").
+
     {"op": "load"}                              import the submission
     {"op": "call", "name", "args", "kwargs", "mode"}
         mode "eager": name(*args, **kwargs) on numpy inputs;
@@ -31,6 +34,7 @@ import ctypes
 import io
 import json
 import os
+import signal
 import struct
 import sys
 import types
@@ -371,14 +375,26 @@ def build_model(fn, input_shape, args, weights, x):
             "output": output}
 
 
+class _OutOfTime(BaseException):
+    """Raised in the student's code when the request's time is up (a Python loop);
+    a hang this cannot interrupt is ended by the parent, which kills the child."""
+
+
+def _out_of_time(signum, frame):
+    raise _OutOfTime("out of time")
+
+
 def serve(request_fd, reply_fd, submission):
     module = None
+    signal.signal(signal.SIGALRM, _out_of_time)
     while True:
         try:
             request = receive(request_fd)
         except EOFError:
             return
         try:
+            if request.get("timeout"):   # then again every 0.25 s, if it was swallowed
+                signal.setitimer(signal.ITIMER_REAL, float(request["timeout"]), 0.25)
             op = request["op"]
             if op == "load":
                 import importlib.util
@@ -401,13 +417,16 @@ def serve(request_fd, reply_fd, submission):
                                          request["weights"], request["x"])
                 else:
                     raise ValueError(f"unknown request {op!r}")
+            signal.setitimer(signal.ITIMER_REAL, 0)
             try:
                 data = encode({"value": result})
             except (TypeError, ValueError) as error:
                 data = encode({"error": ["TypeError", f"returned {error}, which is not an "
                                                       "array, tensor, number or list of them"]})
         except BaseException as error:  # noqa: BLE001 - the student's, reported as values
-            data = encode({"error": [type(error).__name__, str(error)[:2000]]})
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            kind = "__timeout__" if isinstance(error, _OutOfTime) else type(error).__name__
+            data = encode({"error": [kind, str(error)[:2000]]})
         send_bytes(reply_fd, data)
 
 

@@ -330,9 +330,16 @@ class Submission:
             raise GradingTimeout(f"{what}: not run, the time for this "
                                  + ("test" if self._test_left <= 0 else "lesson") + " ran out")
         start = time.monotonic()
+        grace = min(2.0, 0.5 + 0.1 * limit)   # the child interrupts itself at `limit`
         try:
-            return self._child.request(message, limit)
-        except GradingTimeout:
+            reply = self._child.request(dict(message, timeout=limit), limit + grace)
+            if isinstance(reply, dict) and reply.get("error", [None])[0] == "__timeout__":
+                raise GradingTimeout(f"{what} timed out after {self.per_test:g} s (an "
+                                     "infinite loop?)")
+            return reply
+        except GradingTimeout as error:
+            if "timed out after" in str(error):
+                raise
             raise GradingTimeout(f"{what} timed out after {self.per_test:g} s (an infinite "
                                  "loop?); the process running it was stopped") from None
         except ChildDied as error:
