@@ -12,9 +12,11 @@ resource limits (address space, CPU time, file size, processes) and, where the
 kernel has Landlock, can write only there and read only the Python installation
 and system folders. Over a pipe it answers each request with values (JSON and
 .npy arrays, see `child.encode`), or with the type and message of the exception
-the student's code raised; the PARENT compares and scores. A call that does not
-answer in time, or a child that dies, costs that call: the child is killed and a
-fresh one is started for the next call.
+the student's code raised; the PARENT compares and scores. A call that runs past
+its time is interrupted by the child itself (a Python loop), or, past a grace
+period, the child is killed (a hang in native code, a swallowed interrupt); a child
+that dies or answers garbage costs that call only: a fresh child serves the next
+one (after the first restart a spare child is kept warming).
 """
 
 import builtins
