@@ -10,6 +10,8 @@
     ganlib sample RUN_DIR --caption "..." --out x.png   # or --class-id K (class models), --n N (unconditional)
     ganlib bench stackganpp --preset fast [--batch N] [--steps N] [--warmup N] [--precision fp32|bf16] [--json FILE]
     ganlib grade NN [--submission FILE | --solutions] [--results results.json]
+    ganlib release NN --out DIR          # student tree: no solutions, no hidden tests
+    ganlib autograder NN --out autograder.zip
     ganlib stubs [--check]
 """
 
@@ -180,6 +182,13 @@ def build_parser():
     p = sub.add_parser("grade", help="grade a lesson's exercises; writes a score table and results.json")
     grading.add_arguments(p)
     p.set_defaults(run=_grade)
+
+    from ganlib.course import release
+
+    release.add_release_arguments(sub.add_parser(
+        "release", help="write a lesson's student tree (no solutions, no hidden tests)"))
+    release.add_autograder_arguments(sub.add_parser(
+        "autograder", help="write a lesson's Gradescope autograder zip (hidden tests, offline)"))
 
     p = sub.add_parser("stubs", help="regenerate the student stubs from solutions/ (--check: verify)")
     p.add_argument("--check", action="store_true")

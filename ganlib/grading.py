@@ -4,66 +4,64 @@
     ganlib grade 01 --submission my/exercises.py --results results.json
     ganlib grade 01 --solutions                     # the solutions must score full marks
 
-`grade()` runs pytest on `tests/grading/test_NN_*.py` in a subprocess, with the file
-to grade named by the environment variable GANLIB_SUBMISSION (the graded tests'
-`exercises` fixture, in tests/grading/conftest.py, loads it). This module is also
-the pytest plugin of that subprocess (`-p ganlib.grading`): it arms a per-test
-alarm, so an infinite loop fails that test only with "timed out after N s", and it
-writes each test's points and outcome to a JSON file that the parent reads. The
-parent is the backstop: a test that hangs where the alarm cannot reach (inside C
-code, or on Windows, which has no SIGALRM) gets the subprocess killed; that test
-scores 0 and pytest is restarted on the tests that have not run yet.
+The student's code never runs in this process. `grade()` imports the lesson's
+graded tests itself (`tests/grading/test_NN_*.py`, visible to students, and
+`tests/grading/hidden/test_NN_*.py`, run only by the autograder), and gives each
+test an `exercises` object whose functions run in ONE sandboxed child process
+(`ganlib.course.sandbox`): arguments go to the child as numpy arrays and plain
+values, and only values come back. This process compares them and assigns each
+test's points (`@pytest.mark.points(n)`, 1 when absent), so nothing the child
+does can change a score. A call that does not answer within the test's time
+(`timeout`, default 20 s) fails that test only: the child is killed and a fresh
+one serves the next test; the whole lesson has `total_timeout` (default 240 s).
+
+Before the child starts, the submission's source is read (`ganlib.course.static`):
+a function that uses ganlib's reference of an exercise or the solutions scores 0
+with the reason; in the child, those references are also unreachable (only the
+ganlib names a lesson's tests list in `ALLOWED_GANLIB` can be imported).
 
 The result is a Gradescope `results.json` dict:
 ``{"score", "max_score", "execution_time", "output", "tests": [{"name", "score",
-"max_score", "status", "output", "visibility"}]}``.
+"max_score", "status", "output", "visibility"}]}``, visibility "visible" for the
+visible tests and "after_published" for the hidden ones.
 
 Graded tests use `check_close` for failure messages that tell the student what is
-wrong ("kl_divergence returned shape (4,), expected a scalar").
+wrong ("kl_divergence returned shape (4,), expected a scalar"), and
+`check_backend` for the same function inside the backend's compiled step and its
+gradient.
 """
 
 import argparse
-import contextlib
 import importlib.util
 import itertools
 import json
 import os
 import pathlib
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 import numpy as np
 
+from ganlib.course.sandbox import (ChildDied, GradingTimeout, Limits, Submission,
+                                   SubmissionError, SubmissionImportError)
+from ganlib.course.static import free_answers
+
 __all__ = [
-    "GradingError", "GradingTimeout", "SubmissionImportError", "add_arguments",
-    "check_close", "find_repo_root", "find_test_file", "grade", "load_exercises",
-    "main", "run_from_args", "to_numpy",
+    "ChildDied", "GradingError", "GradingTimeout", "Limits", "Submission", "SubmissionError",
+    "SubmissionImportError", "add_arguments", "check_backend", "check_close",
+    "find_repo_root", "find_test_file", "grade", "main", "numeric_gradient",
+    "run_from_args", "to_numpy",
 ]
 
 SUBMISSION_ENV = "GANLIB_SUBMISSION"
-RESULTS_ENV = "GANLIB_GRADING_RESULTS"
-TIMEOUT_ENV = "GANLIB_GRADING_TIMEOUT"
-DEFAULT_TIMEOUT = 120.0
+DEFAULT_TIMEOUT = 20.0
+DEFAULT_BUDGET = 240.0
 _MAX_OUTPUT = 2000
+_TRUSTED = ("numpy", "keras", "tensorflow", "jax", "torch", "scipy")
 
 
 class GradingError(Exception):
     """Grading could not start: unknown lesson, missing file, no tests folder."""
-
-
-class GradingTimeout(BaseException):
-    """Raised in a test that ran past its time limit.
-
-    A BaseException, so a student's ``except Exception`` does not swallow it.
-    """
-
-
-class SubmissionImportError(Exception):
-    """The exercises file could not be imported (syntax error, failing import...)."""
 
 
 # ---------------------------------------------------------------------------
@@ -144,176 +142,52 @@ def check_close(actual, expected, name, atol=1e-5, rtol=1e-5, check_dtype=True):
     return got
 
 
-_load_counter = itertools.count()
+def numeric_gradient(reference, args, index, kwargs=None, eps=1e-6):
+    """d sum(reference(*args)) / d args[index] by central differences, in float64."""
+    kwargs = kwargs or {}
+    args = [np.asarray(a, np.float64) if isinstance(a, np.ndarray) else a for a in args]
+    x = args[index]
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        saved = x[i]
+        x[i] = saved + eps
+        up = np.sum(reference(*args, **kwargs))
+        x[i] = saved - eps
+        down = np.sum(reference(*args, **kwargs))
+        x[i] = saved
+        grad[i] = (up - down) / (2 * eps)
+    return grad
 
 
-def load_exercises(path, label="exercises"):
-    """Import the exercises file at `path` under a fresh, unique module name.
+def check_backend(function, args, reference, name, kwargs=None, gradient=True, atol=1e-4):
+    """`function` (an `exercises.<name>`) run the way training runs it.
 
-    Student and solution modules therefore never clash in `sys.modules`. Raises
-    FileNotFoundError if the file is missing and SubmissionImportError (with the
-    original error type and message) if importing it fails.
+    Inside the backend's compiled step (tf.function, jax.jit; torch tensors that
+    require gradients), on tensors, it must return float32 values equal to
+    `reference(*args, **kwargs)` (numpy, float64); with `gradient`, the gradient of
+    the sum of its value with respect to each float array argument must reach that
+    argument and match `numeric_gradient` of the reference. A numpy-only answer
+    fails here: it cannot run on traced tensors.
     """
-    path = pathlib.Path(path).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"exercises file not found: {path}")
-    safe = "".join(c if c.isalnum() else "_" for c in label)
-    name = f"_ganlib_{safe}_{next(_load_counter)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, GradingTimeout) as error:
-        del sys.modules[name]
-        detail = f"{type(error).__name__}: {error}"
-        if isinstance(error, GradingTimeout):
-            detail = f"importing it {error}"
-        raise SubmissionImportError(f"could not import {path}: {detail}") from None
-    return module
-
-
-# ---------------------------------------------------------------------------
-# The pytest plugin (active in the grading subprocess via `-p ganlib.grading`)
-# ---------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _alarm(seconds):
-    """Raise GradingTimeout in the main thread after `seconds` (then every second)."""
-    usable = (seconds and seconds > 0 and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
-    if not usable:
-        yield
+    kwargs = kwargs or {}
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    where = f"{name} inside the compiled training step ({backend}, on tensors)"
+    value = function.compiled(*args, **kwargs)
+    check_close(value, reference(*args, **kwargs), where, atol=atol)
+    if to_numpy(value).dtype != np.float32:
+        raise AssertionError(f"{where} returned dtype {to_numpy(value).dtype}, expected float32")
+    if not gradient:
         return
+    _, grads = function.gradient(*args, **kwargs)
+    floats = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    for grad, i in zip(grads, floats):
+        what = f"the gradient of sum({name}(...)) with respect to argument {i + 1}"
+        if grad is None:
+            raise AssertionError(f"{what} is missing: the result does not depend on it "
+                                 "through differentiable operations (numpy, or a cast to int?)")
+        check_close(grad, numeric_gradient(reference, args, i, kwargs), what, atol=atol,
+                    rtol=1e-3, check_dtype=False)
 
-    def on_alarm(signum, frame):
-        raise GradingTimeout(f"timed out after {seconds:g} s (an infinite loop?)")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    # Repeat every second: a loop that swallows the first one gets another.
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _points(item):
-    """Points of a test: `@pytest.mark.points(n)`, 1 when absent."""
-    marker = item.get_closest_marker("points")
-    if marker is None:
-        return 1.0
-    value = marker.args[0] if marker.args else marker.kwargs.get("n", 1)
-    return float(value)
-
-
-def _short_message(report):
-    """The exception type and message of a failed report, or its last lines."""
-    crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is not None and crash.message:
-        text = crash.message
-    else:
-        lines = [ln for ln in str(report.longrepr).splitlines() if ln.strip()]
-        text = "\n".join(lines[-5:])
-    for prefix in ("ganlib.grading.", "_pytest.outcomes."):
-        text = text.replace(prefix, "")
-    return text[:_MAX_OUTPUT]
-
-
-class _GradingPlugin:
-    """Records each test's points and outcome, and the test now running, to JSON.
-
-    The file is rewritten (atomically) after every change, so the parent can
-    watch for a hung test and still has every finished result if it must kill
-    the run.
-    """
-
-    def __init__(self, results_path):
-        self.results_path = results_path
-        self.state = {"tests": {}, "running": None, "started": None}
-
-    def _flush(self):
-        if not self.results_path:
-            return
-        tmp = f"{self.results_path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(self.state, handle)
-        os.replace(tmp, self.results_path)
-
-    def pytest_collectreport(self, report):
-        if report.failed:
-            self.state["tests"][report.nodeid or "collection"] = {
-                "name": f"collecting {report.nodeid or 'tests'}", "points": 0.0,
-                "outcome": "failed", "message": _short_message(report)}
-            self._flush()
-
-    def pytest_collection_finish(self, session):
-        for item in session.items:
-            try:
-                points, message = _points(item), "not run"
-            except (TypeError, ValueError):
-                points, message = 0.0, "bad @pytest.mark.points marker (expected a number)"
-            self.state["tests"][item.nodeid] = {
-                "name": item.nodeid.split("::", 1)[-1], "points": points,
-                "outcome": "not run", "message": message}
-        self._flush()
-
-    def pytest_runtest_protocol(self, item, nextitem):
-        self.state["running"], self.state["started"] = item.nodeid, time.time()
-        self._flush()
-
-    def pytest_runtest_logreport(self, report):
-        record = self.state["tests"].get(report.nodeid)
-        if record is None:
-            return
-        if report.failed and record["outcome"] != "failed":
-            record["outcome"], record["message"] = "failed", _short_message(report)
-            if report.when == "teardown":
-                record["message"] = f"(during {report.when}) {record['message']}"
-        elif report.skipped and record["outcome"] == "not run":
-            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else "skipped"
-            record["outcome"], record["message"] = "failed", f"skipped: {reason}"
-        elif report.when == "call" and report.passed and record["outcome"] == "not run":
-            record["outcome"], record["message"] = "passed", ""
-        if report.when == "teardown":
-            self.state["running"] = None
-        self._flush()
-
-
-def pytest_configure(config):
-    """Plugin entry point: register the `points` marker and the grading hooks."""
-    config.addinivalue_line("markers", "points(n): points this graded test is worth")
-    if config.pluginmanager.has_plugin("ganlib-grading"):
-        return
-    import pytest
-
-    timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-
-    class Timers:
-        """Arms the alarm around each test's setup and call."""
-
-        @pytest.hookimpl(wrapper=True)
-        def pytest_runtest_setup(self, item):
-            with _alarm(timeout):
-                return (yield)
-
-        @pytest.hookimpl(wrapper=True)
-        def pytest_runtest_call(self, item):
-            with _alarm(timeout):
-                return (yield)
-
-    # Record "running" before the default runner starts the test.
-    protocol = _GradingPlugin.pytest_runtest_protocol
-    pytest.hookimpl(tryfirst=True)(protocol)
-    config.pluginmanager.register(
-        _GradingPlugin(os.environ.get(RESULTS_ENV)), "ganlib-grading")
-    config.pluginmanager.register(Timers(), "ganlib-grading-timers")
-
-
-# ---------------------------------------------------------------------------
-# The parent side: find files, run pytest, score
-# ---------------------------------------------------------------------------
 
 def find_repo_root(start=None):
     """The nearest folder at or above `start` (default: cwd) holding tests/grading;
@@ -347,92 +221,116 @@ def find_test_file(lesson, repo_root):
     return matches[0]
 
 
-def _kill(process):
-    """Kill the pytest subprocess and everything it started."""
+# ---------------------------------------------------------------------------
+# Running graded tests against a submission
+# ---------------------------------------------------------------------------
+
+_module_counter = itertools.count()
+
+
+def load_tests(path):
+    """The graded test module at `path`, imported under a fresh name."""
+    spec = importlib.util.spec_from_file_location(f"_ganlib_graded_{next(_module_counter)}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def points_of(function):
+    """Points of a graded test: `@pytest.mark.points(n)`, 1 when absent."""
+    for mark in getattr(function, "pytestmark", []):
+        if mark.name == "points":
+            return float(mark.args[0] if mark.args else mark.kwargs.get("n", 1))
+    return 1.0
+
+
+def graded_tests(module):
+    """(name, function) of the module's `test_*` functions, in file order."""
+    return [(name, value) for name, value in vars(module).items()
+            if name.startswith("test_") and callable(value)]
+
+
+def allowed_ganlib(modules):
+    """The ganlib names the submission may use: the union of the modules' ALLOWED_GANLIB."""
+    allowed = {}
+    for module in modules:
+        for name, names in getattr(module, "ALLOWED_GANLIB", {}).items():
+            allowed.setdefault(name, set()).update(names)
+    return {name: sorted(names) for name, names in allowed.items()}
+
+
+def trusted_imports(source):
+    """The trusted packages (numpy, keras, ...) the submission imports: loaded before the
+    sandbox closes, so the student's own import of them is quick."""
+    import ast
     try:
-        if hasattr(os, "killpg"):
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-    except (ProcessLookupError, PermissionError, OSError):
-        process.kill()
-    process.wait()
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = set()
+    for node in ast.walk(tree):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found.update(n.split(".")[0] for n in names if n.split(".")[0] in _TRUSTED)
+    return sorted(found)
 
 
-def _read_state(path):
-    """The plugin's JSON state, or None if it is missing (or being replaced)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
+def _message(error):
+    if isinstance(error, (SubmissionError, SubmissionImportError, GradingTimeout, ChildDied)):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return text[:_MAX_OUTPUT]
 
 
-def _run_pytest(test_file, submission, repo_root, timeout, deselect, deadline):
-    """Run pytest once; return (state, how it ended, combined output, exit code).
-
-    How it ended is None for a normal exit, "hung" when a test (or collection)
-    outlived the watchdog, "deadline" when the overall time ran out.
-    """
-    grace = max(2.0, min(10.0, timeout))
-    test_limit = 2 * timeout + grace           # setup and call each get `timeout`
-    idle_limit = max(60.0, timeout) + grace    # startup, collection, between tests
-    package_parent = str(pathlib.Path(__file__).resolve().parent.parent)
-    with tempfile.TemporaryDirectory(prefix="ganlib-grade-") as tmp:
-        results_path = os.path.join(tmp, "state.json")
-        env = dict(os.environ)
-        env.pop("PYTEST_ADDOPTS", None)  # the grading run's options are fixed
-        env.update({SUBMISSION_ENV: str(submission), RESULTS_ENV: results_path,
-                    TIMEOUT_ENV: repr(float(timeout)), "PYTHONDONTWRITEBYTECODE": "1"})
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_parent, env.get("PYTHONPATH")) if p)
-        command = [sys.executable, "-m", "pytest", str(test_file), "-p", "ganlib.grading",
-                   "-p", "no:cacheprovider", "-o", "addopts=", "-q", "--no-header",
-                   "-rN", "--rootdir", str(repo_root)]
-        for nodeid in deselect:
-            command += ["--deselect", nodeid]
-        with open(os.path.join(tmp, "output.txt"), "w+", encoding="utf-8",
-                  errors="replace") as output:
-            process = subprocess.Popen(command, cwd=repo_root, env=env, stdout=output,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=hasattr(os, "killpg"))
-            ended, state, last_change = None, None, time.monotonic()
-            while process.poll() is None:
-                time.sleep(0.05)
-                now = time.monotonic()
-                new_state = _read_state(results_path) or {}
-                if new_state != state:
-                    state, last_change = new_state, now
-                if now > deadline:
-                    ended = "deadline"
-                elif state.get("running"):
-                    if time.time() - state["started"] > test_limit:
-                        ended = "hung"
-                elif now - last_change > idle_limit:
-                    ended = "hung"
-                if ended:
-                    _kill(process)
-                    break
-            output.seek(0)
-            text = output.read()
-        return _read_state(results_path) or {"tests": {}}, ended, text, process.returncode
+def open_submission(path, modules, repo_root=None, timeout=DEFAULT_TIMEOUT,
+                    total_timeout=DEFAULT_BUDGET, limits=None):
+    """A `Submission` for `path` as the graded `modules` see it (allowed ganlib names,
+    static check, limits); the repository is unreadable to it."""
+    source = pathlib.Path(path).read_text(encoding="utf-8", errors="replace")
+    allowed = allowed_ganlib(modules)
+    preload = trusted_imports(source) + sorted(allowed)
+    roots = [repo_root] if repo_root is not None else []
+    return Submission(path, allowed=allowed, preload=preload, per_test=timeout,
+                      budget=total_timeout, flagged=free_answers(source, allowed),
+                      limits=limits, forbidden_roots=roots)
 
 
-def _summarize(records, elapsed, submission, output):
-    tests, score, max_score = [], 0.0, 0.0
-    for record in records.values():
-        passed = record["outcome"] == "passed"
-        points = float(record["points"])
-        got = points if passed else 0.0
-        score, max_score = score + got, max_score + points
-        tests.append({"name": record["name"], "score": got, "max_score": points,
-                      "status": "passed" if passed else "failed",
-                      "output": record["message"], "visibility": "visible"})
-    summary = f"Graded {submission}: {score:g} / {max_score:g} points."
-    if not tests:
-        summary += " No graded test ran; pytest said:\n" + output[-_MAX_OUTPUT:]
-    return {"score": score, "max_score": max_score, "execution_time": round(elapsed, 3),
-            "output": summary, "tests": tests}
+def run_graded(test_files, submission, repo_root=None, timeout=DEFAULT_TIMEOUT,
+               total_timeout=DEFAULT_BUDGET, limits=None):
+    """Run the `(path, visibility)` test files against `submission`; return
+    (per-test records, notes)."""
+    modules = [(load_tests(path), visibility) for path, visibility in test_files]
+    records, notes = [], []
+    with open_submission(submission, [m for m, _ in modules], repo_root, timeout,
+                         total_timeout, limits) as exercises:
+        for module, visibility in modules:
+            for name, test in graded_tests(module):
+                exercises.begin_test()
+                try:
+                    test(exercises)
+                    status, message = "passed", ""
+                except Exception as error:   # noqa: BLE001 - every failure is a message
+                    status, message = "failed", _message(error)
+                points = points_of(test)
+                records.append({"name": name, "score": points if status == "passed" else 0.0,
+                                "max_score": points, "status": status, "output": message,
+                                "visibility": visibility})
+        if exercises.landlock == 0 and exercises.started:
+            notes.append("note: Landlock is not available on this machine; the student's "
+                         "code ran with resource limits only")
+    return records, notes
+
+
+def lesson_test_files(lesson, repo_root):
+    """[(visible test file, "visible"), (hidden test file, "after_published")]; the
+    hidden one only where the repository has it (not in a student's release)."""
+    visible = find_test_file(lesson, repo_root)
+    files = [(visible, "visible")]
+    hidden = visible.parent / "hidden" / visible.name
+    if hidden.is_file():
+        files.append((hidden, "after_published"))
+    return files
 
 
 def print_table(results, file=None):
@@ -449,20 +347,21 @@ def print_table(results, file=None):
 
 
 def grade(lesson, submission=None, solutions=False, results=None, timeout=DEFAULT_TIMEOUT,
-          repo_root=None, verbose=True, total_timeout=None):
+          repo_root=None, verbose=True, total_timeout=DEFAULT_BUDGET, limits=None):
     """Grade one lesson's exercises; return the Gradescope results dict.
 
     lesson: "01" or "01_cgan". submission: the exercises file to grade (default
     `lessons/<lesson>/exercises.py`); solutions=True grades
     `solutions/<lesson>/exercises.py` instead. results: where to write the JSON.
-    timeout: seconds per test (setup and call each). total_timeout: seconds for the
-    whole run (default max(900, 30 * timeout)). Raises GradingError when grading
-    cannot start (unknown lesson, missing file, both submission and solutions).
+    timeout: seconds each test may wait for the student's code; total_timeout:
+    seconds for the whole lesson; limits: the child's `Limits`. Raises GradingError
+    when grading cannot start (unknown lesson, missing file, both submission and
+    solutions).
     """
     repo_root = (pathlib.Path(repo_root).resolve() if repo_root is not None
                  else find_repo_root())
-    test_file = find_test_file(lesson, repo_root)
-    lesson_name = test_file.stem[len("test_"):]
+    test_files = lesson_test_files(lesson, repo_root)
+    lesson_name = test_files[0][0].stem[len("test_"):]
     if submission is not None and solutions:
         raise GradingError("give either a submission file or --solutions, not both")
     if submission is None:
@@ -471,56 +370,24 @@ def grade(lesson, submission=None, solutions=False, results=None, timeout=DEFAUL
     submission = pathlib.Path(submission).resolve()
     if not submission.is_file():
         raise GradingError(f"submission file not found: {submission}")
-
     if verbose:
-        print(f"Grading {submission} with {test_file.relative_to(repo_root)} ...",
-              flush=True)
+        names = ", ".join(str(p.relative_to(repo_root)) for p, _ in test_files)
+        print(f"Grading {submission} with {names} ...", flush=True)
     start = time.monotonic()
-    total_timeout = total_timeout or max(900.0, 30.0 * timeout)
-    deadline = start + total_timeout
-    records, output = {}, ""
-    while True:
-        finished = [nodeid for nodeid, r in records.items() if r["outcome"] != "not run"]
-        state, ended, text, code = _run_pytest(test_file, submission, repo_root, timeout,
-                                               finished, deadline)
-        output += text
-        for nodeid, record in state.get("tests", {}).items():
-            if nodeid not in records or records[nodeid]["outcome"] == "not run":
-                records[nodeid] = record
-        culprit = records.get(state.get("running"))
-        if culprit is not None and ended != "deadline":
-            # A test hung past the alarm, or the process died inside it (os._exit,
-            # a crash in native code): that test scores 0, the others run again.
-            culprit["outcome"] = "failed"
-            culprit["message"] = (
-                f"timed out after {timeout:g} s (the test could not be interrupted, so "
-                "the grading run was stopped and restarted without it)" if ended else
-                f"the grading process died during this test (exit code {code}); the "
-                "run was restarted without it")
-            if any(r["outcome"] == "not run" for r in records.values()):
-                continue
-        if ended is not None:
-            elapsed = time.monotonic() - start
-            for record in records.values():
-                if record["outcome"] == "not run":
-                    record["outcome"] = "failed"
-                    record["message"] = f"grading run was killed after {elapsed:.0f} s"
-            if not records:
-                output += f"\n[grading run was killed after {elapsed:.0f} s]"
-        break
-    for record in records.values():
-        if record["outcome"] == "not run":
-            record["outcome"] = "failed"
-            record["message"] = f"not run: pytest stopped early (exit code {code})"
-    summary = _summarize(records, time.monotonic() - start, submission, output)
+    tests, notes = run_graded(test_files, submission, repo_root, timeout, total_timeout, limits)
+    score = sum(t["score"] for t in tests)
+    max_score = sum(t["max_score"] for t in tests)
+    summary = {"score": score, "max_score": max_score,
+               "execution_time": round(time.monotonic() - start, 3),
+               "output": "\n".join([f"Graded {submission}: {score:g} / {max_score:g} points.",
+                                    *notes]),
+               "tests": tests}
     if results is not None:
         results = pathlib.Path(results)
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if verbose:
         print_table(summary)
-        if not summary["tests"]:
-            print(output[-_MAX_OUTPUT:], file=sys.stderr)
     return summary
 
 
@@ -540,6 +407,8 @@ def add_arguments(parser):
                         help="write a Gradescope results.json here")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds per test (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--total-timeout", type=float, default=DEFAULT_BUDGET, metavar="S",
+                        help=f"seconds for the whole lesson (default {DEFAULT_BUDGET:g})")
     parser.add_argument("--root", default=None, metavar="DIR",
                         help="course repository root (default: search upward from cwd)")
     return parser
@@ -550,9 +419,15 @@ def run_from_args(args):
     try:
         grade(args.lesson, submission=args.submission, solutions=args.solutions,
               results=args.results, timeout=args.timeout,
+              total_timeout=getattr(args, "total_timeout", DEFAULT_BUDGET),
               repo_root=getattr(args, "root", None))
     except GradingError as error:
         print(f"ganlib grade: error: {error}", file=sys.stderr)
+        if args.results:   # Gradescope shows this to the student
+            path = pathlib.Path(args.results)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"score": 0.0, "output": f"Not graded: {error}",
+                                        "tests": []}, indent=2) + "\n", encoding="utf-8")
         return 2
     return 0
 

@@ -1,16 +1,20 @@
-"""Fixtures for the graded tests `tests/grading/test_NN_topic.py`.
+"""Fixtures for running the graded tests `tests/grading/[hidden/]test_NN_topic.py`
+with pytest (`ganlib grade` runs the same test functions without pytest).
 
-Each graded test takes the `exercises` fixture (the exercises module under test)
-and carries its points with `@pytest.mark.points(n)` (1 when absent):
+Each graded test takes the `exercises` object and carries its points with
+`@pytest.mark.points(n)` (1 when absent):
 
     from ganlib.grading import check_close
+
+    ALLOWED_GANLIB = {"ganlib.losses": ["bce"]}    # what the exercises may import
 
     @pytest.mark.points(2)
     def test_kl_divergence(exercises):
         check_close(exercises.kl_divergence(mu, logvar), expected, "kl_divergence")
 
-`exercises` is the file named by the environment variable GANLIB_SUBMISSION when
-it is set (that is how `ganlib grade` grades a student's file), else
+`exercises.f(...)` runs the submission's `f` in a sandboxed child process and
+returns its value as numpy (see `ganlib.grading`). The file graded is the one named
+by the environment variable GANLIB_SUBMISSION when it is set, else
 `solutions/<NN_topic>/exercises.py`, so `pytest tests/` checks the solutions.
 """
 
@@ -19,7 +23,7 @@ import pathlib
 
 import pytest
 
-from ganlib.grading import SUBMISSION_ENV, load_exercises
+from ganlib.grading import SUBMISSION_ENV, open_submission
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -39,16 +43,21 @@ def exercises_path(test_path):
     submission = os.environ.get(SUBMISSION_ENV)
     if submission:
         return pathlib.Path(submission).resolve()
-    return REPO_ROOT / "solutions" / lesson_of(test_path) / "exercises.py"
+    root = pathlib.Path(test_path).resolve().parent
+    while not (root / "solutions").is_dir() and root != root.parent:
+        root = root.parent
+    return root / "solutions" / lesson_of(test_path) / "exercises.py"
 
 
 @pytest.fixture(scope="module")
-def exercises(request):
-    """The exercises module under test, imported once per test file.
+def _submission(request):
+    with open_submission(exercises_path(request.path), [request.module],
+                         timeout=120.0, total_timeout=1800.0) as submission:
+        yield submission
 
-    An import error (syntax error, failing import) fails every test of the file
-    with the error's type and message.
-    """
-    lesson = lesson_of(request.path)
-    label = ("submission_" if os.environ.get(SUBMISSION_ENV) else "solution_") + lesson
-    return load_exercises(exercises_path(request.path), label=label)
+
+@pytest.fixture
+def exercises(_submission):
+    """The exercises under test, one child process per test file."""
+    _submission.begin_test()
+    return _submission
