@@ -12,8 +12,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "data", "encoders", "grading", "layers", "losses", "metrics", "models",
-    "stubs", "text", "training", "callbacks",
+    "analysis", "backend", "callbacks", "conditioning", "convert", "course", "data", "encoders",
+    "evaluation", "layers", "losses", "metrics", "models", "runs", "text", "training",
 )
 
 

@@ -98,13 +98,13 @@ def _bench(args):
 
 
 def _grade(args):
-    from ganlib import grading
+    from ganlib.course import grading
 
     return grading.run_from_args(args)
 
 
 def _stubs(args):
-    from ganlib import stubs
+    from ganlib.course import stubs
 
     return stubs.main(["--check"] if args.check else [])
 
@@ -177,7 +177,7 @@ def build_parser():
     p.add_argument("--json", default=None, help="append the JSON record to this file (one per line)")
     p.set_defaults(run=_bench)
 
-    from ganlib import grading
+    from ganlib.course import grading
 
     p = sub.add_parser("grade", help="grade a lesson's exercises; writes a score table and results.json")
     grading.add_arguments(p)

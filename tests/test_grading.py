@@ -1,4 +1,4 @@
-"""Tests of ganlib.grading: the sandboxed autograder, on a small fake course
+"""Tests of ganlib.course.grading: the sandboxed autograder, on a small fake course
 repository (numpy only, fast) and on the real lessons.
 
 The demo lesson has four visible graded tests worth 1, 2, 3 and 4 points and one
@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from ganlib import grading, stubs
+from ganlib.course import grading, stubs
 from ganlib.course import child as protocol
 from ganlib.course.static import free_answers
 
@@ -28,7 +28,7 @@ GRADED_TESTS = '''\
 import numpy as np
 import pytest
 
-from ganlib.grading import check_close
+from ganlib.course.grading import check_close
 
 
 @pytest.mark.points(1)
@@ -105,7 +105,7 @@ def double(x):
 HIDDEN_TESTS = '''\
 import pytest
 
-from ganlib.grading import check_close
+from ganlib.course.grading import check_close
 
 
 @pytest.mark.points(1)
@@ -602,7 +602,7 @@ def test_release_has_no_solutions_and_no_hidden_tests(repo, tmp_path):
     out = release.release("99", tmp_path / "student", repo_root=repo)
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert {"lessons/99_demo/exercises.py", "tests/grading/conftest.py",
-            "tests/grading/test_99_demo.py", "ganlib/grading.py",
+            "tests/grading/test_99_demo.py", "ganlib/course/grading.py",
             "ganlib/course/child.py"} <= files
     assert not any(f.startswith("solutions/") or "hidden" in f for f in files)
     assert (out / "lessons/99_demo/exercises.py").read_text() == \
@@ -623,7 +623,7 @@ def test_autograder_zip_grades_offline_in_a_folder(repo, tmp_path):
     names = set(zipfile.ZipFile(archive).namelist())
     assert {"setup.sh", "run_autograder", "requirements.txt", "tests/grading/conftest.py",
             "tests/grading/test_99_demo.py", "tests/grading/hidden/test_99_demo.py",
-            "ganlib/grading.py", "ganlib/course/sandbox.py"} <= names
+            "ganlib/course/grading.py", "ganlib/course/sandbox.py"} <= names
     assert not any(n.startswith("solutions/") or n.startswith("lessons/") for n in names)
     root = tmp_path / "autograder"
     zipfile.ZipFile(archive).extractall(root / "source")

@@ -1,10 +1,10 @@
-"""Tests of ganlib.stubs: solution files -> student stubs."""
+"""Tests of ganlib.course.stubs: solution files -> student stubs."""
 
 import textwrap
 
 import pytest
 
-from ganlib import stubs
+from ganlib.course import stubs
 
 SOLUTION = textwrap.dedent('''\
     """Exercises for lesson 99."""
@@ -69,7 +69,7 @@ def test_make_stub_header_names_the_lesson():
     stub = stubs.make_stub(SOLUTION, lesson="99_demo")
     first, rest = stub.split("\n", 1)
     assert first.startswith("# Generated from solutions/99_demo/exercises.py")
-    assert "python -m ganlib.stubs" in first
+    assert "python -m ganlib.course.stubs" in first
     assert rest == STUB
 
 
@@ -123,4 +123,4 @@ def test_main_check_exit_codes(tmp_path, capsys):
 def test_committed_stubs_match_solutions():
     """The repository's lessons/*/exercises.py are in sync with solutions/."""
     root = stubs.find_repo_root(__file__)
-    assert stubs.check(root) == [], "run `python -m ganlib.stubs` to regenerate the stubs"
+    assert stubs.check(root) == [], "run `python -m ganlib.course.stubs` to regenerate the stubs"

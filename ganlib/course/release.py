@@ -18,7 +18,7 @@ import sys
 import zipfile
 
 import ganlib
-from ganlib.grading import (DEFAULT_BUDGET, DEFAULT_TIMEOUT, GradingError, find_repo_root,
+from ganlib.course.grading import (DEFAULT_BUDGET, DEFAULT_TIMEOUT, GradingError, find_repo_root,
                             lesson_test_files)
 
 PACKAGE = pathlib.Path(ganlib.__file__).resolve().parent
@@ -43,7 +43,7 @@ SOURCE="${{GANLIB_AUTOGRADER_SOURCE:-$ROOT/source}}"
 mkdir -p "$ROOT/results"
 cd "$SOURCE"
 export KERAS_BACKEND="${{KERAS_BACKEND:-tensorflow}}" TF_CPP_MIN_LOG_LEVEL=3
-"${{GANLIB_PYTHON:-python3}}" -m ganlib.grading {lesson} --root "$SOURCE" \\
+"${{GANLIB_PYTHON:-python3}}" -m ganlib.course.grading {lesson} --root "$SOURCE" \\
     --submission "$ROOT/submission/exercises.py" --results "$ROOT/results/results.json" \\
     --timeout "${{GANLIB_TIMEOUT:-{timeout:g}}}" --total-timeout "${{GANLIB_TOTAL_TIMEOUT:-{budget:g}}}"
 """

@@ -1,4 +1,4 @@
-# Generated from solutions/01_cgan/exercises.py by `python -m ganlib.stubs`: edit the solution, not this file.
+# Generated from solutions/01_cgan/exercises.py by `python -m ganlib.course.stubs`: edit the solution, not this file.
 r"""Lesson 01 exercises: conditional GANs and GAN-INT-CLS.
 
 Fill in every function below. Compute with `keras.ops` only (not numpy, `tf.`,

@@ -1,4 +1,4 @@
-# Generated from solutions/02_stackgan/exercises.py by `python -m ganlib.stubs`: edit the solution, not this file.
+# Generated from solutions/02_stackgan/exercises.py by `python -m ganlib.course.stubs`: edit the solution, not this file.
 r"""Lesson 02 exercises: StackGAN — conditioning augmentation and the second stage.
 
 Fill in every function below. Compute with `keras.ops` and Keras layers only (not

@@ -1,4 +1,4 @@
-# Generated from solutions/03_stackganpp/exercises.py by `python -m ganlib.stubs`: edit the solution, not this file.
+# Generated from solutions/03_stackganpp/exercises.py by `python -m ganlib.course.stubs`: edit the solution, not this file.
 r"""Lesson 03 exercises: StackGAN++ (the tree generator, joint losses, colour consistency).
 
 Fill in every function below. Compute with `keras.ops` only (not numpy, `tf.`,

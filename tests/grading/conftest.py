@@ -4,7 +4,7 @@ with pytest (`ganlib grade` runs the same test functions without pytest).
 Each graded test takes the `exercises` object and carries its points with
 `@pytest.mark.points(n)` (1 when absent):
 
-    from ganlib.grading import check_close
+    from ganlib.course.grading import check_close
 
     ALLOWED_GANLIB = {"ganlib.losses": ["bce"]}    # what the exercises may import
 
@@ -13,7 +13,7 @@ Each graded test takes the `exercises` object and carries its points with
         check_close(exercises.kl_divergence(mu, logvar), expected, "kl_divergence")
 
 `exercises.f(...)` runs the submission's `f` in a sandboxed child process and
-returns its value as numpy (see `ganlib.grading`). The file graded is the one named
+returns its value as numpy (see `ganlib.course.grading`). The file graded is the one named
 by the environment variable GANLIB_SUBMISSION when it is set, else
 `solutions/<NN_topic>/exercises.py`, so `pytest tests/` checks the solutions.
 """
@@ -23,7 +23,7 @@ import pathlib
 
 import pytest
 
-from ganlib.grading import SUBMISSION_ENV, open_submission
+from ganlib.course.grading import SUBMISSION_ENV, open_submission
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 

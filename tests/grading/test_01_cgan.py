@@ -11,7 +11,7 @@ written here, in float64. Run against the solutions (default) or a submission:
 import numpy as np
 import pytest
 
-from ganlib.grading import check_close, to_numpy
+from ganlib.course.grading import check_close, to_numpy
 
 
 # The exercises may import nothing from ganlib: every piece of it is written here.

@@ -11,11 +11,11 @@ written here, in float64. Run against the solutions (default) or a submission:
 import numpy as np
 import pytest
 
-from ganlib.grading import check_close, to_numpy
+from ganlib.course.grading import check_close, to_numpy
 
 
 # ganlib names the exercises may use (the stubs point to them); every other ganlib
-# name is unreachable to the submission (see ganlib.grading).
+# name is unreachable to the submission (see ganlib.course.grading).
 ALLOWED_GANLIB = {"ganlib.losses": ["bce"]}
 
 

@@ -8,7 +8,7 @@ gradient of its value checked against the numpy reference's (`check_backend`).
 import numpy as np
 import pytest
 
-from ganlib.grading import check_backend, check_close
+from ganlib.course.grading import check_backend, check_close
 
 ALLOWED_GANLIB = {}
 

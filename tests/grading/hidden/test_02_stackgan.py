@@ -8,7 +8,7 @@ the backend's compiled step with their gradients checked (`check_backend`).
 import numpy as np
 import pytest
 
-from ganlib.grading import check_backend, check_close
+from ganlib.course.grading import check_backend, check_close
 
 ALLOWED_GANLIB = {"ganlib.losses": ["generator_loss"]}
 

@@ -7,7 +7,7 @@ run inside the backend's compiled step with their gradients checked (`check_back
 import numpy as np
 import pytest
 
-from ganlib.grading import check_backend, check_close
+from ganlib.course.grading import check_backend, check_close
 
 ALLOWED_GANLIB = {"ganlib.losses": ["bce"]}
 

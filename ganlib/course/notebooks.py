@@ -1,4 +1,4 @@
-"""Execute lesson notebooks headlessly (what CI does): `python -m ganlib.notebooks PATH...`.
+"""Execute lesson notebooks headlessly (what CI does): `python -m ganlib.course.notebooks PATH...`.
 
 Each notebook runs in its own folder with `GANLIB_FAST=1` unless the caller set it;
 a failing cell stops the run with the cell's error, and the exit status is 1.
@@ -35,7 +35,7 @@ def execute(path, timeout=900, output=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ganlib.notebooks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ganlib.course.notebooks", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     parser.add_argument("--output", default=None, help="folder for executed copies")

@@ -196,7 +196,7 @@ def find_repo_root(start=None):
     for folder in (start, *start.parents):
         if (folder / "tests" / "grading").is_dir():
             return folder
-    fallback = pathlib.Path(__file__).resolve().parent.parent
+    fallback = pathlib.Path(__file__).resolve().parents[2]
     if (fallback / "tests" / "grading").is_dir():
         return fallback
     raise GradingError(f"no tests/grading folder at or above {start}; run from the "
@@ -433,7 +433,7 @@ def run_from_args(args):
 
 
 def main(argv=None):
-    """`python -m ganlib.grading NN [--submission FILE | --solutions] [--results F]`."""
+    """`python -m ganlib.course.grading NN [--submission FILE | --solutions] [--results F]`."""
     parser = add_arguments(argparse.ArgumentParser(
         prog="ganlib grade", description="Grade a lesson's exercises."))
     try:

@@ -8,8 +8,8 @@
 at the indentation of the BEGIN marker; everything else (docstrings, hints, imports)
 is copied verbatim, under a one-line header saying where the file came from.
 
-    python -m ganlib.stubs           # (re)write every lessons/*/exercises.py
-    python -m ganlib.stubs --check   # exit 1 if a committed stub is out of sync (CI)
+    python -m ganlib.course.stubs           # (re)write every lessons/*/exercises.py
+    python -m ganlib.course.stubs --check   # exit 1 if a committed stub is out of sync (CI)
 """
 
 import argparse
@@ -17,7 +17,7 @@ import pathlib
 import re
 import sys
 
-HEADER = ("# Generated from solutions/{lesson}/exercises.py by `python -m ganlib.stubs`: "
+HEADER = ("# Generated from solutions/{lesson}/exercises.py by `python -m ganlib.course.stubs`: "
           "edit the solution, not this file.\n")
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)#[ \t]*BEGIN SOLUTION[ \t]*$")
 _END = re.compile(r"^[ \t]*#[ \t]*END SOLUTION[ \t]*$")
@@ -93,7 +93,7 @@ def find_repo_root(start=None):
     for folder in (start, *start.parents):
         if (folder / "solutions").is_dir() and (folder / "lessons").is_dir():
             return folder
-    fallback = pathlib.Path(__file__).resolve().parent.parent
+    fallback = pathlib.Path(__file__).resolve().parents[2]
     if (fallback / "solutions").is_dir():
         return fallback
     raise FileNotFoundError(f"no folder with solutions/ and lessons/ at or above {start}")
@@ -138,8 +138,8 @@ def check(repo_root=None):
 
 
 def main(argv=None):
-    """`python -m ganlib.stubs [--check] [--root DIR]`."""
-    parser = argparse.ArgumentParser(prog="python -m ganlib.stubs",
+    """`python -m ganlib.course.stubs [--check] [--root DIR]`."""
+    parser = argparse.ArgumentParser(prog="python -m ganlib.course.stubs",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="do not write; exit 1 if a committed stub is out of sync")
@@ -150,7 +150,7 @@ def main(argv=None):
             stale = check(args.root)
             for lesson in stale:
                 print(f"out of sync: lessons/{lesson}/exercises.py "
-                      "(run `python -m ganlib.stubs`)", file=sys.stderr)
+                      "(run `python -m ganlib.course.stubs`)", file=sys.stderr)
             if not stale:
                 print("all lesson stubs match their solutions")
             return 1 if stale else 0
