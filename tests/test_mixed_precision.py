@@ -42,6 +42,7 @@ def train_losses(name, policy):
     """d_loss and g_loss of each of STEPS training steps of `name`'s tiny model under `policy`."""
     keras.mixed_precision.set_global_policy(policy)
     try:
+        keras.utils.set_random_seed(0)   # the same initial weights under both policies
         model = bench.build_model(name, "fast", overrides=TINY[name])
         model.compile()
         batch = bench.synthetic_batch(model, model.config.batch_size)
