@@ -241,7 +241,8 @@ def test_reference_initialisers():
     d, g0 = stackgan.build_discriminator(cfg, 64, "D"), stackgan.build_stage1_generator(cfg)
     convs = np.concatenate([np.ravel(layer.kernel) for net in (d, g0) for layer in net.layers
                             if isinstance(layer, keras.layers.Conv2D)])
-    assert np.abs(convs).max() <= 0.04 + 1e-6 and abs(convs.std() - 0.02 * 0.8796) < 1e-3
+    # Keras' torch backend redraws at most 4 times, so ~0.0455**4 of its values stay untruncated.
+    assert np.mean(np.abs(convs) > 0.04 + 1e-6) < 1e-4 and abs(convs.std() - 0.02 * 0.8796) < 1e-3
     dense = np.concatenate([np.ravel(layer.kernel) for net in (d, g0) for layer in net.layers
                             if isinstance(layer, keras.layers.Dense)])
     assert np.abs(dense).max() > 0.045 and abs(dense.std() - 0.02) < 1e-3   # not truncated

@@ -13,6 +13,11 @@ compressed by a fully connected layer with leaky ReLU and
 * in G, concatenated with the noise $z$ and decoded by a DCGAN generator;
 * in D, replicated spatially and depth-concatenated at 4x4 (`ReplicateConcat`).
 
+`Config.paper()` builds the reference code's networks (reedscot/icml2016,
+`main_cls_int.lua`): a bottleneck residual block at 4x4 and 8x8 in G and at 4x4 in D,
+BatchNorm in D's text projection, the DCGAN initialisers; `Config.fast()` the plain
+DCGAN stacks (`bottleneck_blocks`, `d_text_bn`, `init`).
+
 **CLS, the matching-aware discriminator** (Reed et al., Alg. 1): D must also
 reject real images with the wrong caption, so it learns whether image and text
 match, not only whether the image is real:
