@@ -125,7 +125,8 @@ def test_presets_hold_the_reference_settings():
     assert stackgan.build_stage1_generator(paper).output_shape[0] == (None, 64, 64, 3)
     assert (paper.bottleneck_blocks, paper.init, paper.conv_biases, paper.ca_log_sigma, paper.ca_noise) == \
         (True, "reference", False, True, "truncated_normal")
-    assert (paper.captions_per_embedding, paper.wrong, paper.stage1_epochs, paper.stage2_epochs) == (4, "image", 600, 600)
+    assert (paper.captions_per_embedding, paper.wrong, paper.stage1_epochs, paper.stage2_epochs) == \
+        (4, "image", 600, 600)
     fast = stackgan.Config.fast()
     assert (fast.stage1_size, fast.stage2_size, fast.ema_decay) == (32, 64, 0.995)
     assert (fast.bottleneck_blocks, fast.init, fast.conv_biases, fast.ca_log_sigma, fast.ca_noise) == \

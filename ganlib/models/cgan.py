@@ -123,9 +123,13 @@ class Config:
         * the reference halves the learning rate at the start of epochs 100, 200, ...
           (after 99 epochs, then every 100); here after every 100 epochs;
         * BatchNorm's running variance: torch keeps the unbiased batch variance, Keras the
-          biased one (inference-time statistics only).
-        Differences in the training step (`GANINTCLS`, `ganlib.training`) are listed in
-        the class docstring.
+          biased one (inference-time statistics only);
+        * the reference scales the whole CUB image (no bounding-box crop) to 76x76 and
+          takes a random 64x64 crop, flipped with probability 1/2;
+        * the reference's G step draws fresh z (it does not reuse D's fakes) and runs D once
+          on the B + B/2 fakes (one set of BatchNorm batch statistics);
+        * `int_pairs`, `int_reduction` and `wrong` state the reference's choices for the
+          model's losses and the data pipeline, which read them.
         """
         return cls()
 

@@ -171,7 +171,12 @@ class Config:
         * the reference runs the frozen G_0 in its BatchNorm training phase (batch
           statistics) during Stage-II (`StageIIGAN` runs it in inference mode);
         * the reference re-draws z and epsilon and re-runs G for the G step (two
-          `sess.run`s); `ganlib.training` runs G once per step for D and G.
+          `sess.run`s); `ganlib.training` runs G once per step for D and G;
+        * the reference's images are bounding-box crops stored at 76x76 (Stage-I) and
+          304x304 (Stage-II), randomly cropped to 64 / 256 and flipped; Stage-II's
+          Stage-I-size real images are bilinear resizes of the 256 crops;
+        * `ca_noise`, `captions_per_embedding` and `wrong` state the reference's choices
+          for the model's noise and the data pipeline, which read them.
         """
         return cls(stage=stage)
 
@@ -221,7 +226,8 @@ class Config:
         (`updates_per_epoch = int(num_examples / batch_size)`; CUB: 8855 -> 138)."""
         n = int(num_train_images)
         if n < self.batch_size:
-            raise ValueError(f"num_train_images must be at least batch_size ({self.batch_size}), got {num_train_images!r}.")
+            raise ValueError(f"num_train_images must be at least batch_size ({self.batch_size}), "
+                             f"got {num_train_images!r}.")
         return n // self.batch_size
 
     def for_dataset(self, num_train_images):
