@@ -106,6 +106,28 @@ def test_paper_networks_have_the_reference_parameter_counts():
                            "D": reed_counts(16, 8, 100, 128, 1024)["D"] + 8 + 1}
 
 
+
+def layer_sequence(network):
+    """The network's layers in Keras' order, short names, conv widths appended."""
+    short = {"BatchNormalization": "BN", "LeakyReLU": "LR"}
+    return " ".join(short.get(type(layer).__name__, type(layer).__name__) + str(getattr(layer, "filters", ""))
+                    for layer in network.layers)
+
+
+def test_paper_networks_place_blocks_and_activations_as_the_reference():
+    """main_cls_int.lua: G's 4x4 and 8x8 layers have BN but no ReLU before a bottleneck block
+    (ReLU after the sum); D's 4 ndf and 8 ndf convs have BN but no LeakyReLU before its block;
+    D's text path is FC -> BN -> LeakyReLU."""
+    cfg = cgan.Config.paper().replace(ngf=8, ndf=8)
+    assert layer_sequence(cgan.build_generator(cfg, 256)) == (
+        "InputLayer Dense InputLayer LR Concatenate Dense Reshape BN "
+        "Conv2D16 BN ReLU Conv2D16 BN ReLU Conv2D64 BN Add ReLU UpConv32 BN "
+        "Conv2D8 BN ReLU Conv2D8 BN ReLU Conv2D32 BN Add ReLU UpConv16 BN ReLU UpConv8 BN ReLU UpConv3")
+    assert layer_sequence(cgan.build_discriminator(cfg, 256)) == (
+        "InputLayer Conv2D8 LR Conv2D16 BN LR Conv2D32 BN Conv2D64 BN "
+        "Conv2D16 BN LR Conv2D16 BN LR Conv2D64 InputLayer BN Dense Add BN LR LR ReplicateConcat Conv2D64 BN LR "
+        "Conv2D1 Reshape")
+
 def numpy_conv_same(x, kernel):
     """Stride-1 'same' convolution (B, H, W, C) * (k, k, C, O), odd k, no bias."""
     k = kernel.shape[0]

@@ -174,6 +174,32 @@ def test_paper_networks_have_the_reference_parameter_counts():
     assert stackgan.param_counts(small) == stackgan_counts(16, 8, 20, 16, 1024)
 
 
+
+def layer_sequence(network):
+    """The network's layers in Keras' order, short names, conv widths appended."""
+    short = {"BatchNormalization": "BN", "LeakyReLU": "LR"}
+    return " ".join(short.get(type(layer).__name__, type(layer).__name__) + str(getattr(layer, "filters", ""))
+                    for layer in network.layers)
+
+
+def test_paper_networks_place_blocks_and_activations_as_the_reference():
+    """stageI/model.py: G_0's FC -> BN (per feature) -> 4x4 and its 8x8 conv have no ReLU before a
+    bottleneck block; D_0's 4 ndf and 8 ndf convs and Stage-II D's last 1x1 conv have BN but no
+    LeakyReLU before the block at 4x4 (stageII/model.py)."""
+    cfg = stackgan.Config.paper().replace(ngf=8, ndf=8, ca_dim=8)
+    assert layer_sequence(stackgan.build_stage1_generator(cfg)) == (
+        "InputLayer ConditioningAugmentation Rescaling InputLayer Reparameterize InputLayer Concatenate Dense BN "
+        "Reshape Conv2D16 BN ReLU Conv2D16 BN ReLU Conv2D64 BN Add ReLU UpSampling2D Conv2D32 BN "
+        "Conv2D8 BN ReLU Conv2D8 BN ReLU Conv2D32 BN Add ReLU UpSampling2D Conv2D16 BN ReLU "
+        "UpSampling2D Conv2D8 BN ReLU UpSampling2D Conv2D3")
+    block_and_head = ("Conv2D16 BN LR Conv2D16 BN LR Conv2D64 BN InputLayer Add Dense LR LR ReplicateConcat "
+                      "Conv2D64 BN LR Conv2D1 Reshape")
+    assert layer_sequence(stackgan.build_discriminator(cfg, 64, "D_0")) == (
+        "InputLayer Conv2D8 LR Conv2D16 BN LR Conv2D32 BN Conv2D64 BN " + block_and_head)
+    assert layer_sequence(stackgan.build_discriminator(cfg, 256, "D")) == (
+        "InputLayer Conv2D8 LR Conv2D16 BN LR Conv2D32 BN LR Conv2D64 BN LR Conv2D128 BN LR Conv2D256 BN LR "
+        "Conv2D128 BN LR Conv2D64 BN " + block_and_head)
+
 def numpy_conv_same(x, kernel):
     """Stride-1 'same' convolution (B, H, W, C) * (k, k, C, O), odd k, no bias."""
     k = kernel.shape[0]
