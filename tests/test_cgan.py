@@ -59,11 +59,146 @@ def test_presets_hold_the_papers_settings():
     assert (paper.image_size, paper.z_dim, paper.proj_dim, paper.ngf, paper.ndf, paper.batch_size) == \
         (64, 100, 128, 128, 64, 64)
     assert (paper.lr, paper.beta1, paper.int_beta, paper.captions_per_embedding) == (2e-4, 0.5, 0.5, 4)
+    assert (paper.bottleneck_blocks, paper.d_text_bn, paper.init, paper.conv_biases) == (True, True, "reference", False)
+    assert (paper.bn_momentum, paper.bn_epsilon, paper.wrong) == (0.9, 1e-5, "image")
+    assert (paper.int_weight, paper.int_pairs, paper.int_reduction) == (1.0, "halves", "pooled")
+    fast = cgan.Config.fast()
+    assert (fast.bottleneck_blocks, fast.d_text_bn, fast.init, fast.conv_biases, fast.wrong) == \
+        (False, False, "keras", True, "caption")
+    assert (fast.int_pairs, fast.int_reduction, fast.epochs) == ("roll", "separate", 0)
     model = cgan.GANINTCLS(paper)
     assert model.generator.output_shape == (None, 64, 64, 3)
     assert model.discriminator.output_shape == (None,)
     with pytest.raises(ValueError, match="image_size"):
         cgan.GANINTCLS(TINY.replace(image_size=48))
+
+
+def reed_counts(ngf, ndf, nz, nt, txt, conv_bias=False):
+    """Trainable parameters of reedscot/icml2016's main_cls_int.lua networks, by hand from
+    its layer shapes (conv k x k: in*out*k*k (+ out bias); BN: 2 per channel; Linear: in*out + out).
+    The Lua code zeroes every conv bias before each pass, so `conv_bias=False` is its function."""
+    def conv(i, o, k):
+        return i * o * k * k + (o if conv_bias else 0)
+
+    def bottleneck(c):
+        return conv(c, c // 4, 1) + conv(c // 4, c // 4, 3) + conv(c // 4, c, 3) + 2 * (c // 4 + c // 4 + c)
+
+    g = txt * nt + nt + conv(nz + nt, 8 * ngf, 4) + 2 * 8 * ngf + bottleneck(8 * ngf) \
+        + conv(8 * ngf, 4 * ngf, 4) + 2 * 4 * ngf + bottleneck(4 * ngf) \
+        + conv(4 * ngf, 2 * ngf, 4) + 2 * 2 * ngf + conv(2 * ngf, ngf, 4) + 2 * ngf + conv(ngf, 3, 4)
+    d = conv(3, ndf, 4) + conv(ndf, 2 * ndf, 4) + 2 * 2 * ndf + conv(2 * ndf, 4 * ndf, 4) + 2 * 4 * ndf \
+        + conv(4 * ndf, 8 * ndf, 4) + 2 * 8 * ndf + bottleneck(8 * ndf) \
+        + txt * nt + nt + 2 * nt + conv(8 * ndf + nt, 8 * ndf, 1) + 2 * 8 * ndf + conv(8 * ndf, 1, 4)
+    return {"G": g, "D": d}
+
+
+def test_paper_networks_have_the_reference_parameter_counts():
+    """main_cls_int.lua at CUB width (ngf 128, ndf 64, z 100, text 1024 -> 128): G 18,905,472,
+    D 4,030,080 (18,909,699 and 4,032,321 counting the conv biases it zeroes). The paper preset
+    with 1024-d text has the same structure: checked at 1/8 width (fast on every backend)."""
+    assert reed_counts(128, 64, 100, 128, 1024) == {"G": 18_905_472, "D": 4_030_080}
+    assert reed_counts(128, 64, 100, 128, 1024, conv_bias=True) == {"G": 18_909_699, "D": 4_032_321}
+    small = cgan.Config.paper().replace(ngf=16, ndf=8, embed_dim=1024)
+    assert cgan.param_counts(small) == reed_counts(16, 8, 100, 128, 1024)
+    # conv_biases puts biases on D's first conv, G's output and D's logit only.
+    with_biases = cgan.param_counts(small.replace(conv_biases=True))
+    assert with_biases == {"G": reed_counts(16, 8, 100, 128, 1024)["G"] + 3,
+                           "D": reed_counts(16, 8, 100, 128, 1024)["D"] + 8 + 1}
+
+
+
+def layer_sequence(network):
+    """The network's layers in Keras' order, short names, conv widths appended."""
+    short = {"BatchNormalization": "BN", "LeakyReLU": "LR"}
+    return " ".join(short.get(type(layer).__name__, type(layer).__name__) + str(getattr(layer, "filters", ""))
+                    for layer in network.layers)
+
+
+def test_paper_networks_place_blocks_and_activations_as_the_reference():
+    """main_cls_int.lua: G's 4x4 and 8x8 layers have BN but no ReLU before a bottleneck block
+    (ReLU after the sum); D's 4 ndf and 8 ndf convs have BN but no LeakyReLU before its block;
+    D's text path is FC -> BN -> LeakyReLU."""
+    cfg = cgan.Config.paper().replace(ngf=8, ndf=8)
+    assert layer_sequence(cgan.build_generator(cfg, 256)) == (
+        "InputLayer Dense InputLayer LR Concatenate Dense Reshape BN "
+        "Conv2D16 BN ReLU Conv2D16 BN ReLU Conv2D64 BN Add ReLU UpConv32 BN "
+        "Conv2D8 BN ReLU Conv2D8 BN ReLU Conv2D32 BN Add ReLU UpConv16 BN ReLU UpConv8 BN ReLU UpConv3")
+    assert layer_sequence(cgan.build_discriminator(cfg, 256)) == (
+        "InputLayer Conv2D8 LR Conv2D16 BN LR Conv2D32 BN Conv2D64 BN "
+        "Conv2D16 BN LR Conv2D16 BN LR Conv2D64 InputLayer BN Dense Add BN LR LR ReplicateConcat Conv2D64 BN LR "
+        "Conv2D1 Reshape")
+
+def numpy_conv_same(x, kernel):
+    """Stride-1 'same' convolution (B, H, W, C) * (k, k, C, O), odd k, no bias."""
+    k = kernel.shape[0]
+    p = (k - 1) // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    h, w = x.shape[1:3]
+    return sum(np.einsum("bhwc,co->bhwo", xp[:, i:i + h, j:j + w], kernel[i, j]) for i in range(k) for j in range(k))
+
+
+def test_bottleneck_residual_block_computes_x_plus_f_of_x():
+    """h + BN(conv3(a(BN(conv3(a(BN(conv1(h)))))))), then a (main_cls_int.lua's block), in inference mode."""
+    rng = np.random.default_rng(0)
+    cfg = cgan.Config.paper()
+    inputs = keras.Input((4, 4, 8))
+    block = keras.Model(inputs, cgan.residual_block(inputs, cfg, lambda: keras.layers.LeakyReLU(0.2)))
+    for layer in block.layers:
+        if layer.weights:
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else
+                               rng.normal(0, 0.5, w.shape) for w in layer.weights])
+    convs = [layer for layer in block.layers if isinstance(layer, keras.layers.Conv2D)]
+    norms = [layer for layer in block.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [c.kernel.shape for c in convs] == [(1, 1, 8, 2), (3, 3, 2, 2), (3, 3, 2, 8)]
+    assert all(c.bias is None for c in convs) and all(n.epsilon == 1e-5 for n in norms)
+
+    def bn(x, layer):
+        gamma, beta, mean, var = (np.asarray(w) for w in layer.weights)
+        return gamma * (x - mean) / np.sqrt(var + layer.epsilon) + beta
+
+    leaky = lambda v: np.where(v > 0, v, 0.2 * v)  # noqa: E731
+    x = rng.normal(size=(2, 4, 4, 8)).astype("float32")
+    r = leaky(bn(numpy_conv_same(x, np.asarray(convs[0].kernel)), norms[0]))
+    r = leaky(bn(numpy_conv_same(r, np.asarray(convs[1].kernel)), norms[1]))
+    r = bn(numpy_conv_same(r, np.asarray(convs[2].kernel)), norms[2])
+    np.testing.assert_allclose(ops.convert_to_numpy(block(x, training=False)), leaky(x + r), rtol=1e-4, atol=1e-4)
+
+
+def test_reference_initialisers():
+    """main_cls_int.lua's weights_init: convs N(0, 0.02), BN gamma N(1, 0.02), beta 0; Linear
+    layers keep torch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and bias."""
+    cfg = cgan.Config.paper().replace(ngf=16, ndf=16)
+    g, d = cgan.build_generator(cfg, cfg.embed_dim), cgan.build_discriminator(cfg, cfg.embed_dim)
+    kernels = np.concatenate([np.ravel(w) for w in g.weights + d.weights if w.path.endswith("kernel")
+                              and "compress" not in w.path])
+    assert abs(kernels.mean()) < 1e-3 and abs(kernels.std() - 0.02) < 1e-3
+    gammas = np.concatenate([np.ravel(w) for w in g.weights + d.weights if w.path.endswith("gamma")])
+    assert abs(gammas.mean() - 1) < 5e-3 and abs(gammas.std() - 0.02) < 5e-3
+    assert all(not np.any(np.asarray(w)) for w in g.weights + d.weights if w.path.endswith("beta"))
+    bound = 1 / np.sqrt(cfg.embed_dim)
+    for net, name in ((g, "g_compress"), (d, "d_compress")):
+        kernel, bias = (np.asarray(w) for w in net.get_layer(name).weights)
+        assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
+        assert abs(kernel.std() - bound / np.sqrt(3)) < 0.05 * bound
+    # fast() keeps Keras' defaults (glorot kernels, gamma 1).
+    fast = cgan.build_generator(cgan.Config.fast(), 256)
+    assert all(np.all(np.asarray(w) == 1) for w in fast.weights if w.path.endswith("gamma"))
+
+
+def test_epochs_become_steps_as_the_reference_counts_them():
+    """An epoch is ceil(N / batch) steps (`for i = 1, N, batchSize`): CUB's 8855 -> 139."""
+    paper = cgan.Config.paper()
+    assert (paper.epochs, paper.lr_decay_epochs, paper.steps_per_epoch(8855)) == (600, 100, 139)
+    assert (paper.steps, paper.lr_decay_every) == (600 * 139, 100 * 139)
+    cfg = paper.for_dataset(1000)
+    assert (cfg.steps, cfg.lr_decay_every, cfg.steps_for(1000)) == (600 * 16, 100 * 16, 600 * 16)
+    fast = cgan.Config.fast()
+    assert fast.for_dataset(1000) == fast and fast.steps_for(1000) == fast.steps == 3600
+    with pytest.raises(ValueError, match="num_train_images"):
+        paper.steps_for(0)
+    for field in ("init", "int_pairs", "int_reduction", "wrong"):
+        with pytest.raises(ValueError, match=field):
+            cgan.Config(**{field: "nonsense"})
 
 
 def test_several_captions_give_their_mean_embedding():

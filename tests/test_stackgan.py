@@ -124,12 +124,175 @@ def test_presets_hold_the_reference_settings():
     assert (two.image_size, two.lr_decay_every) == (256, 100 * epoch)
     assert two.replace(steps=7).stage2_steps == 7 and two.replace(steps=7).stage1_steps == 600 * epoch
     assert stackgan.build_stage1_generator(paper).output_shape[0] == (None, 64, 64, 3)
+    assert (paper.bottleneck_blocks, paper.init, paper.conv_biases, paper.ca_log_sigma, paper.ca_noise) == \
+        (True, "reference", False, True, "truncated_normal")
+    assert (paper.captions_per_embedding, paper.wrong, paper.stage1_epochs, paper.stage2_epochs) == \
+        (4, "image", 600, 600)
     fast = stackgan.Config.fast()
     assert (fast.stage1_size, fast.stage2_size, fast.ema_decay) == (32, 64, 0.995)
+    assert (fast.bottleneck_blocks, fast.init, fast.conv_biases, fast.ca_log_sigma, fast.ca_noise) == \
+        (False, "keras", True, False, "normal")
+    assert (fast.captions_per_embedding, fast.wrong, fast.stage1_epochs) == (1, "caption", 0)
     with pytest.raises(ValueError, match="stage"):
         stackgan.Config(stage=3)
     with pytest.raises(ValueError, match="stage2_size"):
         stackgan.Config(stage1_size=64, stage2_size=96)
+
+
+def stackgan_counts(gf, df, z, ef, txt, res=4):
+    """Trainable parameters of hanzhanggit/StackGAN's default networks, by hand from
+    stageI/model.py and stageII/model.py (convs without bias: in*out*k*k; FC: in*out + out;
+    BN: 2 per channel, G_0's `fc_batch_norm` 2 per FC output)."""
+    def conv(i, o, k):
+        return i * o * k * k
+
+    def bottleneck(c):
+        return conv(c, c // 4, 1) + conv(c // 4, c // 4, 3) + conv(c // 4, c, 3) + 2 * (c // 4 + c // 4 + c)
+
+    ca = txt * 2 * ef + 2 * ef
+    head = txt * ef + ef + conv(8 * df + ef, 8 * df, 1) + 2 * 8 * df + conv(8 * df, 1, 4)
+    g0 = ca + (ef + z) * 16 * 8 * gf + 16 * 8 * gf + 2 * 16 * 8 * gf + bottleneck(8 * gf) \
+        + conv(8 * gf, 4 * gf, 3) + 2 * 4 * gf + bottleneck(4 * gf) \
+        + conv(4 * gf, 2 * gf, 3) + 2 * 2 * gf + conv(2 * gf, gf, 3) + 2 * gf + conv(gf, 3, 3)
+    d0 = conv(3, df, 4) + sum(conv(df * m // 2, df * m, 4) + 2 * df * m for m in (2, 4, 8)) \
+        + bottleneck(8 * df) + head
+    g = ca + conv(3, gf, 3) + conv(gf, 2 * gf, 4) + 2 * 2 * gf + conv(2 * gf, 4 * gf, 4) + 2 * 4 * gf \
+        + conv(4 * gf + ef, 4 * gf, 3) + 2 * 4 * gf + res * (2 * conv(4 * gf, 4 * gf, 3) + 4 * 4 * gf) \
+        + sum(conv(i, o, 3) + 2 * o for i, o in ((4 * gf, 2 * gf), (2 * gf, gf), (gf, gf // 2), (gf // 2, gf // 4))) \
+        + conv(gf // 4, 3, 3)
+    d = conv(3, df, 4) + sum(conv(df * m // 2, df * m, 4) + 2 * df * m for m in (2, 4, 8, 16, 32)) \
+        + conv(32 * df, 16 * df, 1) + 2 * 16 * df + conv(16 * df, 8 * df, 1) + 2 * 8 * df + bottleneck(8 * df) + head
+    return {"G_0": g0, "D_0": d0, "G": g, "D": d, "F_ca": ca}
+
+
+def test_paper_networks_have_the_reference_parameter_counts():
+    """The reference at its birds width (gf 128, df 64, z 100, N_g 128, 1024-d char-CNN-RNN text):
+    G_0 14,264,192, D_0 4,029,824, G 26,290,080, D 48,603,520 (each F_ca 262,400). The paper
+    preset with 1024-d text has the same structure: checked at 1/8 width (fast on every backend)."""
+    assert stackgan_counts(128, 64, 100, 128, 1024) == {"G_0": 14_264_192, "D_0": 4_029_824, "G": 26_290_080,
+                                                        "D": 48_603_520, "F_ca": 262_400}
+    small = stackgan.Config.paper().replace(ngf=16, ndf=8, z_dim=20, ca_dim=16, embed_dim=1024)
+    assert stackgan.param_counts(small) == stackgan_counts(16, 8, 20, 16, 1024)
+
+
+
+def layer_sequence(network):
+    """The network's layers in Keras' order, short names, conv widths appended."""
+    short = {"BatchNormalization": "BN", "LeakyReLU": "LR"}
+    return " ".join(short.get(type(layer).__name__, type(layer).__name__) + str(getattr(layer, "filters", ""))
+                    for layer in network.layers)
+
+
+def test_paper_networks_place_blocks_and_activations_as_the_reference():
+    """stageI/model.py: G_0's FC -> BN (per feature) -> 4x4 and its 8x8 conv have no ReLU before a
+    bottleneck block; D_0's 4 ndf and 8 ndf convs and Stage-II D's last 1x1 conv have BN but no
+    LeakyReLU before the block at 4x4 (stageII/model.py)."""
+    cfg = stackgan.Config.paper().replace(ngf=8, ndf=8, ca_dim=8)
+    assert layer_sequence(stackgan.build_stage1_generator(cfg)) == (
+        "InputLayer ConditioningAugmentation Rescaling InputLayer Reparameterize InputLayer Concatenate Dense BN "
+        "Reshape Conv2D16 BN ReLU Conv2D16 BN ReLU Conv2D64 BN Add ReLU UpSampling2D Conv2D32 BN "
+        "Conv2D8 BN ReLU Conv2D8 BN ReLU Conv2D32 BN Add ReLU UpSampling2D Conv2D16 BN ReLU "
+        "UpSampling2D Conv2D8 BN ReLU UpSampling2D Conv2D3")
+    block_and_head = ("Conv2D16 BN LR Conv2D16 BN LR Conv2D64 BN InputLayer Add Dense LR LR ReplicateConcat "
+                      "Conv2D64 BN LR Conv2D1 Reshape")
+    assert layer_sequence(stackgan.build_discriminator(cfg, 64, "D_0")) == (
+        "InputLayer Conv2D8 LR Conv2D16 BN LR Conv2D32 BN Conv2D64 BN " + block_and_head)
+    assert layer_sequence(stackgan.build_discriminator(cfg, 256, "D")) == (
+        "InputLayer Conv2D8 LR Conv2D16 BN LR Conv2D32 BN LR Conv2D64 BN LR Conv2D128 BN LR Conv2D256 BN LR "
+        "Conv2D128 BN LR Conv2D64 BN " + block_and_head)
+
+def numpy_conv_same(x, kernel):
+    """Stride-1 'same' convolution (B, H, W, C) * (k, k, C, O), odd k, no bias."""
+    k = kernel.shape[0]
+    p = (k - 1) // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    h, w = x.shape[1:3]
+    return sum(np.einsum("bhwc,co->bhwo", xp[:, i:i + h, j:j + w], kernel[i, j]) for i in range(k) for j in range(k))
+
+
+def test_bottleneck_block_computes_x_plus_f_of_x():
+    """G_0's block (stageI/model.py): ReLU(h + BN(conv3(ReLU(BN(conv3(ReLU(BN(conv1(h))))))))), inference mode."""
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((4, 4, 8))
+    block = keras.Model(inputs, stackgan.bottleneck_block(inputs, stackgan.Config.paper(), keras.layers.ReLU))
+    for layer in block.layers:
+        if layer.weights:
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else
+                               rng.normal(0, 0.5, w.shape) for w in layer.weights])
+    convs = [layer for layer in block.layers if isinstance(layer, keras.layers.Conv2D)]
+    norms = [layer for layer in block.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [c.kernel.shape for c in convs] == [(1, 1, 8, 2), (3, 3, 2, 2), (3, 3, 2, 8)]
+    assert all(c.bias is None for c in convs) and all((n.momentum, n.epsilon) == (0.9, 1e-5) for n in norms)
+
+    def bn(x, layer):
+        gamma, beta, mean, var = (np.asarray(w) for w in layer.weights)
+        return gamma * (x - mean) / np.sqrt(var + layer.epsilon) + beta
+
+    x = rng.normal(size=(2, 4, 4, 8)).astype("float32")
+    r = np.maximum(bn(numpy_conv_same(x, np.asarray(convs[0].kernel)), norms[0]), 0)
+    r = np.maximum(bn(numpy_conv_same(r, np.asarray(convs[1].kernel)), norms[1]), 0)
+    r = bn(numpy_conv_same(r, np.asarray(convs[2].kernel)), norms[2])
+    np.testing.assert_allclose(ops.convert_to_numpy(block(x, training=False)), np.maximum(x + r, 0),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_f_ca_outputs_log_sigma_as_the_reference():
+    """With `ca_log_sigma` F_ca's FC gives [mu ; log sigma] = LeakyReLU(W phi + b) (stageI/model.py):
+    the generator passes on logvar = 2 log sigma, so sigma = exp(log sigma) and the KL is the
+    reference's -log sigma + (exp(2 log sigma) + mu^2 - 1) / 2, averaged."""
+    cfg = TINY.replace(ca_log_sigma=True, init="reference")
+    g0 = stackgan.build_stage1_generator(cfg)
+    ca = next(layer for layer in g0.layers if isinstance(layer, stackgan.ConditioningAugmentation))
+    kernel, bias = (np.asarray(w) for w in ca.fc.weights)
+    assert abs(kernel.std() - 0.02) < 2e-3 and not bias.any()   # FC: N(0, 0.02), bias 0
+    rng = np.random.default_rng(1)
+    e = rng.normal(size=(4, cfg.embed_dim)).astype("float32")
+    z = rng.normal(size=(4, cfg.z_dim)).astype("float32")
+    eps = rng.normal(size=(4, cfg.ca_dim)).astype("float32")
+    _, mu, logvar = (ops.convert_to_numpy(t) for t in g0([z, e, eps], training=False))
+    o = e @ kernel + bias
+    o = np.where(o > 0, o, 0.2 * o)
+    mu_ref, log_sigma = o[:, :cfg.ca_dim], o[:, cfg.ca_dim:]
+    np.testing.assert_allclose(mu, mu_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logvar, 2 * log_sigma, rtol=1e-4, atol=1e-5)
+    reference_kl = np.mean(-log_sigma + 0.5 * (-1 + np.exp(2 * log_sigma) + mu_ref**2))
+    np.testing.assert_allclose(float(losses.kl_divergence(mu, logvar)), reference_kl, rtol=1e-4)
+    c_hat = next(layer for layer in g0.layers if isinstance(layer, stackgan.Reparameterize))
+    np.testing.assert_allclose(ops.convert_to_numpy(c_hat([mu, logvar, eps])), mu_ref + np.exp(log_sigma) * eps,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_reference_initialisers():
+    """misc/custom_ops.py: convs truncated N(0, 0.02) (cut at 2 sd), FCs N(0, 0.02) with zero bias,
+    BN gamma N(1, 0.02), beta 0."""
+    cfg = stackgan.Config.paper().replace(ngf=16, ndf=16, stage1_size=32, stage2_size=64)
+    d, g0 = stackgan.build_discriminator(cfg, 64, "D"), stackgan.build_stage1_generator(cfg)
+    convs = np.concatenate([np.ravel(layer.kernel) for net in (d, g0) for layer in net.layers
+                            if isinstance(layer, keras.layers.Conv2D)])
+    # Keras' torch backend redraws at most 4 times, so ~0.0455**4 of its values stay untruncated.
+    assert np.mean(np.abs(convs) > 0.04 + 1e-6) < 1e-4 and abs(convs.std() - 0.02 * 0.8796) < 1e-3
+    dense = np.concatenate([np.ravel(layer.kernel) for net in (d, g0) for layer in net.layers
+                            if isinstance(layer, keras.layers.Dense)])
+    assert np.abs(dense).max() > 0.045 and abs(dense.std() - 0.02) < 1e-3   # not truncated
+    gammas = np.concatenate([np.ravel(w) for w in d.weights + g0.weights if w.path.endswith("gamma")])
+    assert abs(gammas.mean() - 1) < 2e-3 and abs(gammas.std() - 0.02) < 2e-3
+
+
+def test_epochs_become_steps_as_the_reference_counts_them():
+    """An epoch is floor(N / batch) steps (`int(num_examples / batch_size)`): CUB's 8855 -> 138."""
+    paper = stackgan.Config.paper()
+    assert paper.steps_per_epoch(8855) == 138
+    assert paper.for_dataset(8855) == paper
+    cfg = paper.for_dataset(1000)
+    assert (cfg.stage1_steps, cfg.stage2_steps, cfg.stage1_lr_decay_every, cfg.stage2_lr_decay_every) == \
+        (600 * 15, 600 * 15, 50 * 15, 100 * 15)
+    fast = stackgan.Config.fast()
+    assert fast.for_dataset(1000) == fast
+    with pytest.raises(ValueError, match="num_train_images"):
+        paper.steps_per_epoch(10)
+    for field in ("init", "ca_noise", "wrong"):
+        with pytest.raises(ValueError, match=field):
+            stackgan.Config(**{field: "nonsense"})
 
 
 def test_learning_rate_halves_every_lr_decay_every_steps():

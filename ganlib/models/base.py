@@ -137,10 +137,14 @@ class PaperGAN(AdversarialModel):
         `training=True` adds the ones only training draws."""
         return {"z": (n, self.config.z_dim)}
 
+    #: names of noise inputs drawn from N(0, 1) truncated to (-2, 2) (as TensorFlow's
+    #: `truncated_normal`) instead of N(0, 1)
+    truncated_noise = ()
+
     def sample_noise(self, batch):
         n = ops.shape(batch["image"])[0]
-        return {k: keras.random.normal(shape, seed=self.noise_seed)
-                for k, shape in self.noise_shapes(n, training=True).items()}
+        draw = lambda k: keras.random.truncated_normal if k in self.truncated_noise else keras.random.normal  # noqa: E731
+        return {k: draw(k)(shape, seed=self.noise_seed) for k, shape in self.noise_shapes(n, training=True).items()}
 
     def draw_noise(self, n, seed=0, noise=None, z=None):
         """The generator's noise for `n` samples at inference, numpy, by name: the given
@@ -149,7 +153,8 @@ class PaperGAN(AdversarialModel):
         `default_rng(seed)`), so that sample i does not depend on how many are drawn."""
         shapes = self.noise_shapes(n)
         streams = [np.random.default_rng(seed if k == 0 else [seed, k]) for k in range(len(shapes))]
-        out = {name: rng.standard_normal(shape).astype("float32") for rng, (name, shape) in zip(streams, shapes.items())}
+        out = {name: _standard_normal(rng, shape, name in self.truncated_noise)
+               for rng, (name, shape) in zip(streams, shapes.items())}
         given = dict(noise or {})
         if z is not None:
             given["z"] = z
@@ -219,6 +224,15 @@ class PaperGAN(AdversarialModel):
         return self.generate_from(*self.inference_inputs(embeddings, seed, z, noise, encoded=True))
 
 
+def _standard_normal(rng, shape, truncated=False):
+    """N(0, 1) samples, float32; `truncated`: values outside (-2, 2) drawn again."""
+    x = rng.standard_normal(shape)
+    while truncated and np.any(np.abs(x) >= 2):
+        bad = np.abs(x) >= 2
+        x[bad] = rng.standard_normal(int(bad.sum()))
+    return x.astype("float32")
+
+
 def score_logs(s_r, s_w, s_f):
     """Mean D(x) of the real, mismatched and fake pairs, for the progress bar."""
     return {"d_real": ops.mean(ops.sigmoid(s_r)), "d_wrong": ops.mean(ops.sigmoid(s_w)),
@@ -231,11 +245,6 @@ def num_upsamplings(image_size, name="image_size"):
     if image_size < 16 or 4 * 2**n != image_size:
         raise ValueError(f"{name} must be 4 * 2**k and >= 16 (16, 32, 64, 128, 256...), got {image_size}.")
     return n
-
-
-def batch_norm(name=None):
-    """BatchNorm as the PyTorch and TF reference codes have it (moving-average decay 0.9, epsilon 1e-5)."""
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
 def to_numpy_images(images):

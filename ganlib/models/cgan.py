@@ -13,6 +13,11 @@ compressed by a fully connected layer with leaky ReLU and
 * in G, concatenated with the noise $z$ and decoded by a DCGAN generator;
 * in D, replicated spatially and depth-concatenated at 4x4 (`ReplicateConcat`).
 
+`Config.paper()` builds the reference code's networks (reedscot/icml2016,
+`main_cls_int.lua`): a bottleneck residual block at 4x4 and 8x8 in G and at 4x4 in D,
+BatchNorm in D's text projection, the DCGAN initialisers; `Config.fast()` the plain
+DCGAN stacks (`bottleneck_blocks`, `d_text_bn`, `init`).
+
 **CLS, the matching-aware discriminator** (Reed et al., Alg. 1): D must also
 reject real images with the wrong caption, so it learns whether image and text
 match, not only whether the image is real:
@@ -39,31 +44,85 @@ from ganlib.models.base import PaperConfig, PaperGAN, num_upsamplings, score_log
 from ganlib.models.registry import PaperSpec, Variant, batch_for
 
 
+# CUB-200-2011's train+val classes (Reed et al.'s `trainvalids.txt`, 150 classes): 8855 images.
+CUB_TRAIN_IMAGES = 8855
+
+_CHOICES = {"init": ("reference", "keras"), "int_pairs": ("halves", "roll"),
+            "int_reduction": ("pooled", "separate"), "wrong": ("image", "caption")}
+
+
 @dataclass
 class Config(PaperConfig):
     """Hyperparameters of CGAN / GAN-INT-CLS.
 
-    `paper()` holds Reed et al.'s CUB settings (icml2016 reference code);
-    `fast()` trains on a 2-core CPU in a few minutes.
+    `paper()` holds Reed et al.'s CUB run (reedscot/icml2016, `scripts/train_cub.sh`
+    running `main_cls_int.lua`); `fast()` trains on a 2-core CPU in a few minutes.
     """
 
     image_size: int = 64
     z_dim: int = 100            # noise size
+    text_encoder: str = "char-cnn-rnn"  # the reference datasets' 1024-d embeddings (SynthBirds: its encoder)
+    embed_dim: int = 1024       # sentence embedding size
     proj_dim: int = 128         # compressed text embedding (Reed et al.: 128)
     ngf: int = 128              # generator width at the last layer x8 at 4x4
     ndf: int = 64               # discriminator width
-    lr_decay_every: int = 13800  # halve lr every N steps (Reed et al.: every 100 epochs of CUB); 0: never
-    int_weight: float = 1.0     # weight of the GAN-INT generator term (0 disables INT)
+    bottleneck_blocks: bool = True  # the reference's residual bottleneck blocks: G at 4x4 and 8x8, D at 4x4
+    d_text_bn: bool = True      # D's text projection FC -> BatchNorm -> LeakyReLU (the reference's)
+    init: str = "reference"     # "reference": convs N(0, 0.02), BN gamma N(1, 0.02), FCs torch's default; "keras"
+    conv_biases: bool = False   # biases on D's first conv, G's output and D's logit (the reference zeroes them)
+    bn_momentum: float = 0.9    # BatchNorm moving-average momentum (torch's momentum 0.1)
+    bn_epsilon: float = 1e-5    # BatchNorm epsilon (torch's default)
+    epochs: int = 600           # training length in epochs (0: `steps` as given); see `for_dataset`
+    lr_decay_epochs: int = 100  # halve lr every N epochs (Reed et al.: 100); see `for_dataset`
+    lr_decay_every: int = 100 * 139  # the same in steps (CUB: 139 steps per epoch); 0: never
+    int_weight: float = 1.0     # weight of each interpolated sample in L_G (the reference's interp_weight; 0: no INT)
     int_beta: float = 0.5       # beta of Eq. 5
+    int_pairs: str = "halves"   # "halves": B/2 interpolations t_i, t_{i+B/2} (the reference); "roll": B, t_i, t_{i-1}
+    int_reduction: str = "pooled"  # "pooled": one weighted mean over all 1.5 B samples (the reference); "separate"
+    wrong: str = "image"        # D's mismatched pair: a real image of another class ("image", the reference) or
+                                # this image with another class's caption ("caption")
     num_classes: int = 200
+    max_words: int = 18
     captions_per_embedding: int = 4  # train on the mean embedding of 4 captions of the image (Reed et al.'s code)
     ema_decay: float = 0.0      # 0: no EMA generator (the reference has none)
-    steps: int = 60000          # total training steps (~600 epochs of CUB at batch 64)
+    steps: int = 600 * 139      # total training steps (600 epochs of CUB's 8855 images at batch 64)
+
+    def __post_init__(self):
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")
 
     @classmethod
     def paper(cls):
-        """Reed et al. (2016), CUB: 64x64, z 100, text projection 128, ngf 128, ndf 64,
-        batch 64, Adam 2e-4 beta1 0.5, the wrong/fake terms weighted 1/2 each."""
+        """Reed et al. (2016), CUB, as `scripts/train_cub.sh` runs `main_cls_int.lua`.
+
+        64x64, z 100 ~ N(0, 1), text FC 1024 -> 128, ngf 128, ndf 64, the bottleneck
+        residual blocks (G at 4x4 and 8x8, D at 4x4), D's text FC -> BN -> LeakyReLU,
+        convs N(0, 0.02) without biases, BN gamma N(1, 0.02), momentum 0.9, epsilon 1e-5,
+        batch 64, Adam 2e-4 beta1 0.5, the wrong (a real image of another class) and fake
+        terms of L_D weighted 1/2 each, INT on B/2 pairs weighted as the reference's
+        `BCECriterion` does, the mean embedding of 4 captions, 600 epochs with the learning
+        rate halved every 100 (`for_dataset`; the defaults are CUB's 139 steps per epoch).
+
+        The text is the dataset's 1024-d char-CNN-RNN embeddings (`text_encoder`), as the
+        reference; on data without them (SynthBirds, COCO) `ganlib train` uses the shipped
+        256-d SynthBirds sentence encoder instead (rescaled to unit RMS) and says so.
+
+        Remaining differences from the reference:
+        * the reference samples its 4 captions with replacement; the pipeline's are distinct;
+        * G's first layer is an FC to 4x4 (the reference: a 4x4 transposed conv of a 1x1
+          input, the same function and parameter count without its zeroed bias);
+        * the reference halves the learning rate at the start of epochs 100, 200, ...
+          (after 99 epochs, then every 100); here after every 100 epochs;
+        * BatchNorm's running variance: torch keeps the unbiased batch variance, Keras the
+          biased one (inference-time statistics only);
+        * the reference scales the whole CUB image (no bounding-box crop) to 76x76 and
+          takes a random 64x64 crop, flipped with probability 1/2;
+        * the reference's G step draws fresh z (it does not reuse D's fakes) and runs D once
+          on the B + B/2 fakes (one set of BatchNorm batch statistics); here D sees the B
+          fakes and the B/2 interpolations in two calls, and the G step reuses the fakes of
+          the D step (`ganlib.training`: one generator pass per step).
+        """
         return cls()
 
     @classmethod
@@ -81,52 +140,164 @@ class Config(PaperConfig):
 
         It trains on one caption per image: the references' mean of 4 caption
         embeddings (`captions_per_embedding=4`, the paper preset) lowered the
-        consistency of this short run (TensorFlow, seed 0: 0.40 against 0.45)."""
-        return cls(image_size=32, z_dim=32, proj_dim=128, ngf=64, ndf=64, batch_size=32,
-                   captions_per_embedding=1,
+        consistency of this short run (TensorFlow, seed 0: 0.40 against 0.45).
+
+        The networks are the plain DCGAN stacks with Keras' initialisers and BatchNorm
+        defaults (no bottleneck blocks, no BN on D's text), mismatched captions as D's
+        wrong pairs, and INT on B rolled pairs added as a separate mean: the settings
+        these figures were measured with."""
+        return cls(text_encoder="synthbirds", embed_dim=256,
+                   image_size=32, z_dim=32, proj_dim=128, ngf=64, ndf=64, batch_size=32,
+                   bottleneck_blocks=False, d_text_bn=False, init="keras", conv_biases=True,
+                   bn_momentum=0.99, bn_epsilon=1e-3, int_pairs="roll", int_reduction="separate",
+                   wrong="caption", captions_per_embedding=1, epochs=0,
                    lr=5e-4, lr_decay_every=1200, ema_decay=0.995, steps=3600, eval_every=600,
                    sample_every=300, checkpoint_every=600, eval_samples=500)
 
 
+    def steps_per_epoch(self, num_train_images):
+        """Steps of one pass over `num_train_images` as the reference counts them:
+        ceil(N / batch_size) (its loop `for i = 1, N, batchSize`; CUB: 8855 -> 139)."""
+        n = int(num_train_images)
+        if n < 1:
+            raise ValueError(f"num_train_images must be a positive count, got {num_train_images!r}.")
+        return -(-n // self.batch_size)
+
+    def steps_for(self, num_train_images):
+        """Total training steps: `epochs` x `steps_per_epoch(num_train_images)`
+        (`steps` when `epochs` is 0)."""
+        return self.epochs * self.steps_per_epoch(num_train_images) if self.epochs else self.steps
+
+    def for_dataset(self, num_train_images):
+        """This config with `steps` and `lr_decay_every` converted from `epochs` and
+        `lr_decay_epochs` for a training set of `num_train_images`; unchanged when
+        `epochs` is 0 (a preset counted in steps, like `fast()`)."""
+        if not self.epochs:
+            return self
+        per_epoch = self.steps_per_epoch(num_train_images)
+        return self.replace(steps=self.epochs * per_epoch, lr_decay_every=self.lr_decay_epochs * per_epoch)
 
 
-def compress(condition, proj_dim, name):
-    """The text-embedding bottleneck: FC + LeakyReLU(0.2) (Reed et al., Sec. 4.1)."""
-    return layers.LeakyReLU(0.2, name=f"{name}_act")(layers.Dense(proj_dim, name=name)(condition))
+# ---------------------------------------------------------------------------- layers as the reference makes them
+def _conv_init(cfg):
+    """Conv kernels: N(0, 0.02) (the reference's `weights_init`) or Keras' default."""
+    return keras.initializers.RandomNormal(0.0, 0.02) if cfg.init == "reference" else "glorot_uniform"
 
 
+def _conv(cfg, filters, kernel, strides=1, padding="same", bias=False, **kwargs):
+    return layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=bias,
+                         kernel_initializer=_conv_init(cfg), **kwargs)
+
+
+def _bn(cfg):
+    """BatchNorm with the config's momentum and epsilon; gamma N(1, 0.02) with the reference init."""
+    gamma = keras.initializers.RandomNormal(1.0, 0.02) if cfg.init == "reference" else "ones"
+    return layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, gamma_initializer=gamma)
+
+
+def _upconv(cfg, h, filters, bias=False, **kwargs):
+    """DCGAN's 4x4 stride-2 transposed conv (`UpConv`), its kernel drawn from N(0, 0.02) with the reference init."""
+    layer = UpConv(filters, use_bias=bias, **kwargs)
+    h = layer(h)
+    if cfg.init == "reference":  # UpConv has no initializer argument: redraw the built kernel
+        layer.kernel.assign(_conv_init(cfg)(tuple(layer.kernel.shape)))
+    return h
+
+
+def _linear(cfg, units, fan_in, **kwargs):
+    """A fully connected layer; with the reference init, torch's `nn.Linear` default
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and bias (`weights_init` leaves Linear alone)."""
+    if cfg.init == "reference":
+        bound = 1.0 / float(np.sqrt(fan_in))
+        uniform = keras.initializers.RandomUniform(-bound, bound)
+        kwargs = {"kernel_initializer": uniform, "bias_initializer": uniform, **kwargs}
+    return layers.Dense(units, **kwargs)
+
+
+# ---------------------------------------------------------------------------- blocks
+def compress(condition, proj_dim, name, cfg=None, batch_norm=False):
+    """The text-embedding bottleneck (Reed et al., Sec. 4.1): FC + LeakyReLU(0.2), with
+    BatchNorm between them when `batch_norm` (the reference's D). `cfg` sets the FC's
+    and BN's initialisers (None: Keras' defaults)."""
+    dense = (_linear(cfg, proj_dim, condition.shape[-1], name=name) if cfg is not None
+             else layers.Dense(proj_dim, name=name))
+    h = dense(condition)
+    if batch_norm:
+        h = _bn(cfg)(h) if cfg is not None else layers.BatchNormalization()(h)
+    return layers.LeakyReLU(0.2, name=f"{name}_act")(h)
+
+
+def residual_block(h, cfg, act):
+    r"""The reference's bottleneck residual block (`main_cls_int.lua`):
+    $h + \mathrm{BN}(\mathrm{conv}_{3\times3}(a(\mathrm{BN}(\mathrm{conv}_{3\times3}(a(\mathrm{BN}(\mathrm{conv}_{1\times1}(h))))))))$,
+    widths C -> C/4 -> C/4 -> C, then `act` (ReLU in G, LeakyReLU(0.2) in D) on the sum.
+
+    `act` is a function returning a new activation layer."""
+    width = h.shape[-1]
+    r = act()(_bn(cfg)(_conv(cfg, width // 4, 1)(h)))
+    r = act()(_bn(cfg)(_conv(cfg, width // 4, 3)(r)))
+    r = _bn(cfg)(_conv(cfg, width, 3)(r))
+    return act()(layers.Add()([h, r]))
+
+
+# ---------------------------------------------------------------------------- networks
 def build_generator(cfg, cond_dim):
-    """G(z, phi(t)): [z ; FC(phi(t))] -> 4x4x(8 ngf) -> upsampling blocks -> tanh image."""
+    """G(z, phi(t)): [z ; FC(phi(t))] -> 4x4x(8 ngf) -> upsampling blocks -> tanh image.
+
+    With `bottleneck_blocks` (the reference): BN without ReLU after the 4x4 layer and
+    after the first upsampling, each followed by a residual block (ReLU after the sum)."""
     z = keras.Input((cfg.z_dim,), name="z")
     condition = keras.Input((cond_dim,), name="condition")
-    h = layers.Concatenate()([z, compress(condition, cfg.proj_dim, "g_compress")])
+    h = layers.Concatenate()([z, compress(condition, cfg.proj_dim, "g_compress", cfg)])
     ups = num_upsamplings(cfg.image_size)
     width = cfg.ngf * 2 ** (ups - 1)
-    h = layers.Dense(4 * 4 * width, use_bias=False)(h)
-    h = layers.ReLU()(layers.BatchNormalization()(layers.Reshape((4, 4, width))(h)))
+    dense = layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=_conv_init(cfg))
+    h = _bn(cfg)(layers.Reshape((4, 4, width))(dense(h)))
+    h = residual_block(h, cfg, layers.ReLU) if cfg.bottleneck_blocks else layers.ReLU()(h)
     for i in range(ups - 1):
         width //= 2
-        h = UpConv(width, use_bias=False)(h)  # 4x4 transposed conv, stride 2
-        h = layers.ReLU()(layers.BatchNormalization()(h))
-    image = UpConv(3, activation="tanh", name="image")(h)
+        h = _bn(cfg)(_upconv(cfg, h, width))  # 4x4 transposed conv, stride 2
+        h = residual_block(h, cfg, layers.ReLU) if cfg.bottleneck_blocks and i == 0 else layers.ReLU()(h)
+    image = _upconv(cfg, h, 3, bias=cfg.conv_biases, activation="tanh", name="image")
     return keras.Model([z, condition], image, name="G")
 
 
 def build_discriminator(cfg, cond_dim):
-    """D(x, phi(t)): strided convs to 4x4, [h ; replicate(FC(phi(t)))], 1x1 conv, 4x4 conv -> logit."""
+    """D(x, phi(t)): strided convs to 4x4, [h ; replicate(FC(phi(t)))], 1x1 conv, 4x4 conv -> logit.
+
+    With `bottleneck_blocks` (the reference): the last two strided convs have BN but no
+    LeakyReLU, then a residual block at 4x4 (LeakyReLU after the sum)."""
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     condition = keras.Input((cond_dim,), name="condition")
-    h = layers.LeakyReLU(0.2)(layers.Conv2D(cfg.ndf, 4, strides=2, padding="same")(image))
-    width = cfg.ndf
-    for _ in range(num_upsamplings(cfg.image_size) - 1):
+    leaky = lambda: layers.LeakyReLU(0.2)  # noqa: E731
+    h = leaky()(_conv(cfg, cfg.ndf, 4, strides=2, bias=cfg.conv_biases)(image))
+    width, downs = cfg.ndf, num_upsamplings(cfg.image_size) - 1
+    for i in range(downs):
         width *= 2
-        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
-        h = layers.LeakyReLU(0.2)(layers.BatchNormalization()(h))
-    h = ReplicateConcat()([h, compress(condition, cfg.proj_dim, "d_compress")])
-    h = layers.Conv2D(width, 1, use_bias=False)(h)
-    h = layers.LeakyReLU(0.2)(layers.BatchNormalization()(h))
-    logit = layers.Reshape(())(layers.Conv2D(1, 4, padding="valid", name="logit")(h))
-    return keras.Model([image, condition], logit, name="D")
+        h = _bn(cfg)(_conv(cfg, width, 4, strides=2)(h))
+        if not (cfg.bottleneck_blocks and i >= downs - 2):
+            h = leaky()(h)
+    if cfg.bottleneck_blocks:
+        h = residual_block(h, cfg, leaky)
+    h = ReplicateConcat()([h, compress(condition, cfg.proj_dim, "d_compress", cfg, batch_norm=cfg.d_text_bn)])
+    h = leaky()(_bn(cfg)(_conv(cfg, width, 1)(h)))
+    logit = _conv(cfg, 1, 4, padding="valid", bias=cfg.conv_biases, name="logit")(h)
+    return keras.Model([image, condition], layers.Reshape(())(logit), name="D")
+
+
+def param_counts(config=None, cond_dim=None):
+    """Trainable parameters of G and D of a config (default `Config.paper()`), building them:
+    `{"G": ..., "D": ...}`; `cond_dim` defaults to the config's `embed_dim` (text) or
+    `num_classes` (class). BatchNorm's moving statistics are not counted, as the reference
+    (torch's `getParameters`) does not count them."""
+    cfg = config or Config.paper()
+    if cond_dim is None:
+        cond_dim = cfg.embed_dim if cfg.conditioning == "text" else cfg.num_classes
+
+    def trainable(network):
+        return int(sum(np.prod(w.shape) for w in network.trainable_weights))
+
+    return {"G": trainable(build_generator(cfg, cond_dim)), "D": trainable(build_discriminator(cfg, cond_dim))}
 
 
 def interpolate_embeddings(t1, t2, beta=0.5):
@@ -176,15 +347,24 @@ class GANINTCLS(_ConditionalGAN):
     """
 
     def noise_shapes(self, n, training=False):
-        """z, and in training z_int for the interpolated embeddings of GAN-INT."""
+        """z, and in training z_int for the interpolated embeddings of GAN-INT (n // 2 of them with
+        `int_pairs="halves"`)."""
         shapes = {"z": (n, self.config.z_dim)}
         if training:
-            shapes["z_int"] = (n, self.config.z_dim)
+            shapes["z_int"] = (n // 2 if self.config.int_pairs == "halves" else n, self.config.z_dim)
         return shapes
+
+    def interpolation_pairs(self, e):
+        """(t_1, t_2) of GAN-INT: with `int_pairs="halves"` (the reference) the first half of the
+        batch's embeddings with the second half (B/2 pairs); with "roll", each with the previous (B)."""
+        if self.config.int_pairs == "halves":
+            half = ops.shape(e)[0] // 2
+            return e[:half], e[half:2 * half]
+        return e, ops.roll(e, 1, axis=0)
 
     def generator_outputs(self, batch, noise, training=False):
         e = self.condition.from_batch(self, batch)
-        e_int = self.interpolate_fn(e, ops.roll(e, 1, axis=0), self.config.int_beta)
+        e_int = self.interpolate_fn(*self.interpolation_pairs(e), self.config.int_beta)
         return {
             "e": e,
             "fake": self.generator([noise["z"], e], training=training),
@@ -197,12 +377,20 @@ class GANINTCLS(_ConditionalGAN):
         return self.d_loss_fn(s_r, s_w, s_f), score_logs(s_r, s_w, s_f)
 
     def generator_loss(self, batch, fakes, training=True):
-        D = self.discriminator
+        r"""$L_G$ with the INT term. `int_reduction="pooled"` (the reference's weighted
+        `BCECriterion` over its B + n fakes): $(B\,\bar\ell_f + w\,n\,\bar\ell_{int}) / (B + n)$, so with
+        B/2 pairs and $w = 1$ the INT term weighs half the fake term; "separate":
+        $\bar\ell_f + w\,\bar\ell_{int}$ (the paper's unweighted sum of the two expectations)."""
+        D, cfg = self.discriminator, self.config
         loss = self.g_loss_fn(D([fakes["fake"], fakes["e"]], training=training))
-        if self.config.int_weight:
-            int_loss = self.g_loss_fn(D([fakes["fake_int"], fakes["e_int"]], training=training))
-            loss = loss + self.config.int_weight * int_loss
-        return loss, {}
+        if not cfg.int_weight:
+            return loss, {}
+        int_loss = self.g_loss_fn(D([fakes["fake_int"], fakes["e_int"]], training=training))
+        if cfg.int_reduction == "separate":
+            return loss + cfg.int_weight * int_loss, {"g_int": int_loss}
+        b = ops.cast(ops.shape(fakes["fake"])[0], loss.dtype)
+        n = ops.cast(ops.shape(fakes["fake_int"])[0], loss.dtype)
+        return (b * loss + cfg.int_weight * n * int_loss) / (b + n), {"g_int": int_loss}
 
 
 @keras.saving.register_keras_serializable("ganlib")

@@ -52,12 +52,12 @@ $$L_G = \mathbb{E}_{s_0, t}[\log(1 - D(G(s_0, \hat c), \varphi_t))]
 * the learning rate halves every 50 epochs (Stage-I) / 100 epochs (Stage-II);
 * $\lambda = 2$ (`COEFF.KL` of the birds configs), where the paper's text sets $\lambda = 1$.
 
-Where the networks follow the paper's text ("Implementation details")
-rather than the reference code: the reference's Stage-I G and both D's add a
-bottleneck residual block at 4x4 (and 8x8 in G); here they are the paper's plain
-up-/down-sampling stacks. The reference's FC in $F_{ca}$ outputs
-$\log\sigma$, here $\log\sigma^2$ (the same family); it draws $\epsilon$ from a
-truncated normal, here the paper's $\mathcal{N}(0, I)$.
+The networks: `Config.paper()` builds the reference code's (stageI/model.py,
+stageII/model.py), which add to the paper's text a bottleneck residual block at 4x4
+(and 8x8 in $G_0$) to Stage-I's G and to both D's, and whose $F_{ca}$ outputs
+$\log\sigma$ and draws $\epsilon$ from a truncated normal; `Config.fast()` builds the
+paper's plain up-/down-sampling stacks with $\log\sigma^2$ and $\mathcal{N}(0, I)$
+(`bottleneck_blocks`, `ca_log_sigma`, `ca_noise`).
 """
 
 import dataclasses
@@ -70,7 +70,7 @@ from keras import layers, ops
 
 from ganlib import losses
 from ganlib.layers import ConditioningAugmentation, Reparameterize, ReplicateConcat, reparameterize
-from ganlib.models.base import PaperConfig, PaperGAN, batch_norm, num_upsamplings, score_logs, to_numpy_images
+from ganlib.models.base import PaperConfig, PaperGAN, num_upsamplings, score_logs, to_numpy_images
 from ganlib.models.registry import PaperSpec, Variant, batch_for
 
 # CUB-200-2011 has 8855 training images: 138 steps of 64 per epoch (the reference's
@@ -80,6 +80,8 @@ CUB_EPOCH_STEPS = 8855 // 64
 # Config fields that hold one value per stage; `Config.<name>` reads the current stage's.
 _PER_STAGE = ("image_size", "steps", "lr_decay_every")
 _STAGE_FIELD = {"image_size": "stage{}_size", "steps": "stage{}_steps", "lr_decay_every": "stage{}_lr_decay_every"}
+_CHOICES = {"init": ("reference", "keras"), "ca_noise": ("truncated_normal", "normal"),
+            "wrong": ("image", "caption")}
 
 
 @dataclass
@@ -97,18 +99,30 @@ class Config(PaperConfig):
     stage1_size: int = 64       # Stage-I output (Stage-II's input)
     stage2_size: int = 256      # Stage-II output
     z_dim: int = 100            # noise size
+    text_encoder: str = "char-cnn-rnn"  # the reference datasets' 1024-d embeddings (SynthBirds: its encoder)
+    embed_dim: int = 1024       # sentence embedding size
     ca_dim: int = 128           # N_g: size of c_hat, and of D's compressed text embedding
     ngf: int = 128              # generator width (Stage-I: 8 ngf at 4x4; Stage-II: 4 ngf in the middle)
     ndf: int = 64               # discriminator width at the first layer
     res_blocks: int = 4         # Stage-II residual blocks (paper: 4 for 256x256, 2 for 128x128)
+    bottleneck_blocks: bool = True  # the reference's G_0 (FC + BN per feature, bottleneck residual blocks
+                                    # at 4x4 and 8x8) and D's (bottleneck residual block at 4x4)
+    init: str = "reference"     # "reference": convs truncated N(0, 0.02), FCs N(0, 0.02), BN gamma N(1, 0.02); "keras"
+    conv_biases: bool = False   # biases on the first and last convs of G and D (the reference's convs have none)
+    ca_log_sigma: bool = True   # F_ca's FC outputs log(sigma) (the reference) instead of log(sigma^2)
+    ca_noise: str = "truncated_normal"  # epsilon of F_ca: the reference's truncated normal (|eps| < 2) or "normal"
     kl_weight: float = 2.0      # lambda of Eq. 4 / 6 (the reference's COEFF.KL; the paper's text: 1)
     conditioning_augmentation: bool = True  # False: c_hat = mu, no KL (the paper's "without CA" ablation)
+    captions_per_embedding: int = 4  # train on the mean embedding of 4 distinct captions (NUM_EMBEDDING)
+    wrong: str = "image"        # D's mismatched pair: a real image of another class (the reference) or "caption"
+    stage1_epochs: int = 600    # 0: the steps fields as given; see `for_dataset`
+    stage2_epochs: int = 600
+    stage1_lr_decay_epochs: int = 50
+    stage2_lr_decay_epochs: int = 100
     stage1_steps: int = 600 * CUB_EPOCH_STEPS           # 600 epochs of CUB
     stage2_steps: int = 600 * CUB_EPOCH_STEPS           # 600 more epochs (epochs 600-1200)
     stage1_lr_decay_every: int = 50 * CUB_EPOCH_STEPS   # lr halves every 50 epochs (0: constant)
     stage2_lr_decay_every: int = 100 * CUB_EPOCH_STEPS  # ... every 100 epochs in Stage-II
-    captions_per_embedding: int = 4  # the reference's NUM_EMBEDDING: the mean of 4 caption embeddings
-    wrong: str | None = "image"      # the reference's mismatched pair: a real image of another class
     checkpoint_every: int = 2000  # the reference's SNAPSHOT_INTERVAL
 
     def __post_init__(self):
@@ -116,6 +130,9 @@ class Config(PaperConfig):
             raise ValueError(f"stage must be 1 (Stage-I) or 2 (Stage-II), got {self.stage!r}.")
         if self.conditioning != "text":
             raise ValueError(f"StackGAN is text-conditional: conditioning must be 'text', got {self.conditioning!r}.")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")
         num_upsamplings(self.stage1_size, "stage1_size")
         num_upsamplings(self.stage2_size, "stage2_size")
         if self.stage2_size <= self.stage1_size or self.stage2_size % self.stage1_size:
@@ -124,20 +141,53 @@ class Config(PaperConfig):
 
     @classmethod
     def paper(cls, stage=1):
-        """The reference code's birds settings (cfg/stageI/birds.yml, cfg/stageII/birds.yml):
-        64 -> 256, z 100, N_g 128, ngf 128, ndf 64, 4 residual blocks, KL weight 2,
-        batch 64, Adam 2e-4 beta1 0.5, 600 epochs per stage, the learning rate halved
-        every 50 (Stage-I) / 100 (Stage-II) epochs; epochs are CUB's 138 steps."""
+        """The reference code's birds settings (stageI/cfg/birds.yml, stageII/cfg/birds.yml,
+        misc/config.py, stageI/model.py, stageII/model.py, misc/custom_ops.py).
+
+        64 -> 256, z 100, N_g 128, ngf 128, ndf 64; G_0's FC with BN per feature and its
+        bottleneck residual blocks at 4x4 and 8x8, D_0's and D's at 4x4, Stage-II's 4
+        residual blocks; convs without biases, truncated N(0, 0.02), FCs N(0, 0.02), BN
+        gamma N(1, 0.02), momentum 0.9, epsilon 1e-5; F_ca's FC gives log(sigma), its
+        epsilon a truncated normal; KL weight 2; the mean embedding of 4 captions; a real
+        image of another class as D's wrong pair; batch 64, Adam 2e-4 beta1 0.5, 600
+        epochs per stage, the learning rate halved every 50 (Stage-I) / 100 (Stage-II)
+        epochs (`for_dataset`; the defaults are CUB's 138 steps per epoch).
+
+        The text is the dataset's 1024-d char-CNN-RNN embeddings (`text_encoder`), as the
+        reference; on data without them (SynthBirds, COCO) `ganlib train` uses the shipped
+        256-d SynthBirds sentence encoder instead (rescaled to unit RMS) and says so.
+
+        Remaining differences from the reference:
+        * Stage-II: the reference restores Stage-I's counter (82000) and trains epochs
+          594-1199 (606 epochs, 83,628 steps) with the rate halved at epochs 700, 800, ...
+          1100 (first after 106 epochs); here 600 epochs halved every 100 from the start;
+        * the reference runs the frozen G_0 in its BatchNorm training phase (batch
+          statistics) during Stage-II; `StageIIGAN` runs it in inference mode (moving
+          statistics), the mode Keras gives a frozen network's BatchNorm, so that Stage-II
+          trains on the same s_0 that Stage-I's samples show;
+        * the reference re-draws z and epsilon and re-runs G for the G step (two
+          `sess.run`s); `ganlib.training` runs G once per step for D and G;
+        * the reference's images are bounding-box crops stored at 76x76 (Stage-I) and
+          304x304 (Stage-II), randomly cropped to 64 / 256 and flipped; Stage-II's
+          Stage-I-size real images are bilinear resizes of the 256 crops.
+        """
         return cls(stage=stage)
 
     @classmethod
     def fast(cls, stage=1):
         """A classroom preset: 32 -> 64 birds, narrow nets, 2 residual blocks (the paper's
         choice for its smaller Stage-II), a higher learning rate halved once half-way,
-        an EMA generator; each stage a few minutes on 2 CPU cores. One caption per image and
-        mismatched captions (not images), as lesson 02's figures were measured."""
-        return cls(stage=stage, stage1_size=32, stage2_size=64, z_dim=32, ca_dim=64, ngf=16, ndf=32,
-                   res_blocks=2, batch_size=64, lr=5e-4, ema_decay=0.995, captions_per_embedding=1, wrong="caption",
+        an EMA generator; each stage a few minutes on 2 CPU cores.
+
+        Its networks are the plain up-/down-sampling stacks with Keras' initialisers (no
+        bottleneck blocks, conv biases at the ends), F_ca's FC gives log(sigma^2) with a
+        normal epsilon, one caption per image and mismatched captions as D's wrong pairs:
+        the settings its figures were measured with."""
+        return cls(stage=stage, text_encoder="synthbirds", embed_dim=256,
+                   stage1_size=32, stage2_size=64, z_dim=32, ca_dim=64, ngf=16, ndf=32,
+                   res_blocks=2, bottleneck_blocks=False, init="keras", conv_biases=True, ca_log_sigma=False,
+                   ca_noise="normal", captions_per_embedding=1, wrong="caption", batch_size=64, lr=5e-4,
+                   ema_decay=0.995, stage1_epochs=0, stage2_epochs=0,
                    stage1_steps=2000, stage2_steps=1000, stage1_lr_decay_every=1000, stage2_lr_decay_every=500,
                    eval_every=500, sample_every=250, checkpoint_every=500, eval_samples=500)
 
@@ -165,41 +215,111 @@ class Config(PaperConfig):
                 changes[_STAGE_FIELD[name].format(stage)] = changes.pop(name)
         return dataclasses.replace(self, **changes)
 
+    def steps_per_epoch(self, num_train_images):
+        """Steps of one epoch as the reference counts them: floor(N / batch_size)
+        (`updates_per_epoch = int(num_examples / batch_size)`; CUB: 8855 -> 138)."""
+        n = int(num_train_images)
+        if n < self.batch_size:
+            raise ValueError(f"num_train_images must be at least batch_size ({self.batch_size}), "
+                             f"got {num_train_images!r}.")
+        return n // self.batch_size
+
+    def for_dataset(self, num_train_images):
+        """This config with each stage's steps and lr_decay_every converted from its epochs for a
+        training set of `num_train_images`; a stage whose `stage{k}_epochs` is 0 keeps its steps."""
+        per_epoch = self.steps_per_epoch(num_train_images)
+        changes = {}
+        for k in (1, 2):
+            epochs = getattr(self, f"stage{k}_epochs")
+            if epochs:
+                changes[f"stage{k}_steps"] = epochs * per_epoch
+                changes[f"stage{k}_lr_decay_every"] = getattr(self, f"stage{k}_lr_decay_epochs") * per_epoch
+        return dataclasses.replace(self, **changes)
+
+
+def _reference(cfg):
+    return cfg is not None and cfg.init == "reference"
+
+
+def _bn(cfg=None, name=None):
+    """Batch normalisation as the reference code has it (moving-average decay 0.9, epsilon 1e-5;
+    gamma N(1, 0.02) with the reference init)."""
+    gamma = keras.initializers.RandomNormal(1.0, 0.02) if _reference(cfg) else "ones"
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=gamma, name=name)
+
+
+def _conv(cfg, filters, kernel, strides=1, padding="same", bias=False, **kwargs):
+    """A conv; with the reference init its kernel is truncated N(0, 0.02) (`custom_conv2d`)."""
+    init = keras.initializers.TruncatedNormal(0.0, 0.02) if _reference(cfg) else "glorot_uniform"
+    return layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=bias,
+                         kernel_initializer=init, **kwargs)
+
+
+def _dense(cfg, units, **kwargs):
+    """A fully connected layer; with the reference init N(0, 0.02) weights and zero bias."""
+    if _reference(cfg):
+        kwargs = {"kernel_initializer": keras.initializers.RandomNormal(0.0, 0.02), **kwargs}
+    return layers.Dense(units, **kwargs)
+
 
 # ---------------------------------------------------------------------------- F_ca
 def conditioning(embedding, eps, cfg, name):
-    r"""$F_{ca}$: $(\mu, \log\sigma^2)$ = LeakyReLU(FC($\varphi_t$)) and $\hat c$ (or $\mu$ without CA).
+    r"""$F_{ca}$: $(\mu, \log\sigma^2)$ from LeakyReLU(FC($\varphi_t$)) and $\hat c$ (or $\mu$ without CA).
 
-    Returns `(c_hat, mu, logvar)`.
+    With `ca_log_sigma` (the reference) the FC's second half is $\log\sigma$, passed on as
+    $\log\sigma^2 = 2 \log\sigma$. Returns `(c_hat, mu, logvar)`.
     """
-    _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="leaky_relu", name=f"{name}_F_ca")(
-        embedding)
+    init = keras.initializers.RandomNormal(0.0, 0.02) if _reference(cfg) else "glorot_uniform"
+    _, mu, logvar = ConditioningAugmentation(cfg.ca_dim, activation="leaky_relu", kernel_initializer=init,
+                                             name=f"{name}_F_ca")(embedding)
+    if cfg.ca_log_sigma:
+        logvar = layers.Rescaling(2.0, name=f"{name}_log_sigma_to_logvar")(logvar)
     if not cfg.conditioning_augmentation:
         return mu, mu, logvar
     return Reparameterize(name=f"{name}_reparameterize")([mu, logvar, eps]), mu, logvar
 
 
-def upsample_block(h, width, name=None):
-    """Nearest-neighbour upsampling x2, 3x3 stride-1 conv, BN, ReLU (paper, "Implementation details")."""
+# ---------------------------------------------------------------------------- blocks
+def upsample_block(h, width, name=None, cfg=None, relu=True):
+    """Nearest-neighbour upsampling x2, 3x3 stride-1 conv, BN, ReLU (paper, "Implementation details");
+    `relu=False` stops after BN (the reference's G_0 before a bottleneck block)."""
     h = layers.UpSampling2D(2, interpolation="nearest")(h)
-    h = layers.Conv2D(width, 3, padding="same", use_bias=False, name=name)(h)
-    return layers.ReLU()(batch_norm()(h))
+    h = _bn(cfg)(_conv(cfg, width, 3, name=name)(h))
+    return layers.ReLU()(h) if relu else h
 
 
-def residual_block(h, filters):
+def residual_block(h, filters, cfg=None):
     r"""Stage-II's residual block (paper, "Implementation details"; He et al. 2016):
-    $h + \mathrm{BN}(\mathrm{conv}_{3\times3}(\mathrm{ReLU}(\mathrm{BN}(\mathrm{conv}_{3\times3}(h)))))$, then ReLU."""
-    r = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
-    r = layers.ReLU()(batch_norm()(r))
-    r = batch_norm()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(r))
+    $h + \mathrm{BN}(\mathrm{conv}_{3\times3}(\mathrm{ReLU}(\mathrm{BN}(\mathrm{conv}_{3\times3}(h)))))$, then ReLU.
+    `cfg` sets the initialisers (None: Keras' defaults)."""
+    r = layers.ReLU()(_bn(cfg)(_conv(cfg, filters, 3)(h)))
+    r = _bn(cfg)(_conv(cfg, filters, 3)(r))
     return layers.ReLU()(layers.Add()([h, r]))
+
+
+def bottleneck_block(h, cfg, act):
+    r"""The reference's bottleneck residual block of G_0 and the D's (stageI/model.py):
+    $h + \mathrm{BN}(\mathrm{conv}_{3\times3}(a(\mathrm{BN}(\mathrm{conv}_{3\times3}(a(\mathrm{BN}(\mathrm{conv}_{1\times1}(h))))))))$,
+    widths C -> C/4 -> C/4 -> C, then `act` on the sum (ReLU in G_0, LeakyReLU(0.2) in D).
+    `act` returns a new activation layer."""
+    width = h.shape[-1]
+    r = act()(_bn(cfg)(_conv(cfg, width // 4, 1)(h)))
+    r = act()(_bn(cfg)(_conv(cfg, width // 4, 3)(r)))
+    r = _bn(cfg)(_conv(cfg, width, 3)(r))
+    return act()(layers.Add()([h, r]))
+
+
+def _leaky():
+    return layers.LeakyReLU(0.2)
 
 
 # ---------------------------------------------------------------------------- networks
 def build_stage1_generator(cfg, reparameterize_fn=None):
     r"""$G_0(z, \hat c_0)$: $F_{ca}$, [$\hat c_0$ ; z] -> FC -> 4x4x(8 ngf) -> upsampling blocks -> tanh image.
 
-    Inputs `[z (B, z_dim), phi_t (B, embed_dim), eps (B, N_g)]` (eps absent
+    With `bottleneck_blocks` (the reference): FC with bias and BN per feature, no ReLU
+    before the bottleneck block at 4x4; the first upsampling without ReLU, then the one
+    at 8x8. Inputs `[z (B, z_dim), phi_t (B, embed_dim), eps (B, N_g)]` (eps absent
     without CA); outputs `[image (B, s, s, 3), mu, logvar]`, s = `stage1_size`.
     """
     z = keras.Input((cfg.z_dim,), name="z")
@@ -208,13 +328,20 @@ def build_stage1_generator(cfg, reparameterize_fn=None):
     c_hat, mu, logvar = conditioning(embedding, eps, cfg, "G_0")
     h = layers.Concatenate()([c_hat, z])  # the reference's order: [c ; z]
     width = cfg.ngf * 8
-    h = layers.Dense(4 * 4 * width, use_bias=False)(h)
-    h = layers.ReLU()(batch_norm()(layers.Reshape((4, 4, width))(h)))
-    for _ in range(num_upsamplings(cfg.stage1_size) - 1):
+    if cfg.bottleneck_blocks:  # FC -> BN over the 4*4*8ngf features -> 4x4 -> bottleneck block
+        h = layers.Reshape((4, 4, width))(_bn(cfg)(_dense(cfg, 4 * 4 * width)(h)))
+        h = bottleneck_block(h, cfg, layers.ReLU)
+    else:
+        h = _dense(cfg, 4 * 4 * width, use_bias=False)(h)
+        h = layers.ReLU()(_bn(cfg)(layers.Reshape((4, 4, width))(h)))
+    for i in range(num_upsamplings(cfg.stage1_size) - 1):
         width //= 2
-        h = upsample_block(h, width)
+        first = cfg.bottleneck_blocks and i == 0
+        h = upsample_block(h, width, cfg=cfg, relu=not first)
+        if first:
+            h = bottleneck_block(h, cfg, layers.ReLU)
     h = layers.UpSampling2D(2, interpolation="nearest")(h)
-    image = layers.Conv2D(3, 3, padding="same", activation="tanh", name="image")(h)
+    image = _conv(cfg, 3, 3, bias=cfg.conv_biases, activation="tanh", name="image")(h)
     inputs = [z, embedding, eps] if cfg.conditioning_augmentation else [z, embedding]
     model = keras.Model(inputs, [image, mu, logvar], name="G_0")
     _set_reparameterize(model, reparameterize_fn)
@@ -239,18 +366,16 @@ def build_stage2_generator(cfg, reparameterize_fn=None, residual_block_fn=None):
     embedding = keras.Input((cfg.embed_dim,), name="embedding")
     eps = keras.Input((cfg.ca_dim,), name="eps")
     c_hat, mu, logvar = conditioning(embedding, eps, cfg, "G")
-    h = layers.ReLU()(layers.Conv2D(cfg.ngf, 3, padding="same")(image_lr))
+    h = layers.ReLU()(_conv(cfg, cfg.ngf, 3, bias=cfg.conv_biases)(image_lr))
     for width in (cfg.ngf * 2, cfg.ngf * 4):
-        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
-        h = layers.ReLU()(batch_norm()(h))
+        h = layers.ReLU()(_bn(cfg)(_conv(cfg, width, 4, strides=2)(h)))
     h = ReplicateConcat()([h, c_hat])
-    h = layers.ReLU()(batch_norm()(layers.Conv2D(cfg.ngf * 4, 3, padding="same", use_bias=False)(h)))
-    block = residual_block_fn or residual_block
+    h = layers.ReLU()(_bn(cfg)(_conv(cfg, cfg.ngf * 4, 3)(h)))
     for _ in range(cfg.res_blocks):
-        h = block(h, cfg.ngf * 4)
+        h = residual_block_fn(h, cfg.ngf * 4) if residual_block_fn else residual_block(h, cfg.ngf * 4, cfg)
     for k in range(int(np.log2(big // (s // 4)))):
-        h = upsample_block(h, max(cfg.ngf * 2 // 2**k, 4))
-    image = layers.Conv2D(3, 3, padding="same", activation="tanh", name="image")(h)
+        h = upsample_block(h, max(cfg.ngf * 2 // 2**k, 4), cfg=cfg)
+    image = _conv(cfg, 3, 3, bias=cfg.conv_biases, activation="tanh", name="image")(h)
     inputs = [image_lr, embedding, eps] if cfg.conditioning_augmentation else [image_lr, embedding]
     model = keras.Model(inputs, [image, mu, logvar], name="G")
     _set_reparameterize(model, reparameterize_fn)
@@ -259,23 +384,34 @@ def build_stage2_generator(cfg, reparameterize_fn=None, residual_block_fn=None):
 
 def build_discriminator(cfg, image_size, name):
     r"""$D(I, \varphi_t)$: 4x4 stride-2 convs (BN + LeakyReLU, the first without BN) down to 4x4,
-    1x1 convs down to 8 ndf if wider, [h ; replicate(FC($\varphi_t$))], 1x1 conv, 4x4 conv -> logit."""
+    1x1 convs down to 8 ndf if wider, [h ; replicate(FC($\varphi_t$))], 1x1 conv, 4x4 conv -> logit.
+
+    With `bottleneck_blocks` (the reference): the convs that reach 8 ndf at 4x4 (D_0: the
+    last two strided ones; Stage-II's D: the last 1x1) have BN but no LeakyReLU, then a
+    bottleneck residual block at 4x4."""
     image = keras.Input((image_size, image_size, 3), name="image")
     embedding = keras.Input((cfg.embed_dim,), name="embedding")
-    h = layers.LeakyReLU(0.2)(layers.Conv2D(cfg.ndf, 4, strides=2, padding="same")(image))
+    h = _leaky()(_conv(cfg, cfg.ndf, 4, strides=2, bias=cfg.conv_biases)(image))
+    downs = num_upsamplings(image_size) - 1
+    plain_strided = cfg.bottleneck_blocks and cfg.ndf * 2**downs <= cfg.ndf * 8
     width = cfg.ndf
-    for _ in range(num_upsamplings(image_size) - 1):
+    for i in range(downs):
         width *= 2
-        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False)(h)
-        h = layers.LeakyReLU(0.2)(batch_norm()(h))
+        h = _bn(cfg)(_conv(cfg, width, 4, strides=2)(h))
+        if not (plain_strided and i >= downs - 2):
+            h = _leaky()(h)
     while width > cfg.ndf * 8:  # Stage-II's D: 32 ndf -> 16 ndf -> 8 ndf at 4x4
         width //= 2
-        h = layers.LeakyReLU(0.2)(batch_norm()(layers.Conv2D(width, 1, use_bias=False)(h)))
-    text = layers.LeakyReLU(0.2)(layers.Dense(cfg.ca_dim, name="compress")(embedding))
+        h = _bn(cfg)(_conv(cfg, width, 1)(h))
+        if not (cfg.bottleneck_blocks and width == cfg.ndf * 8):
+            h = _leaky()(h)
+    if cfg.bottleneck_blocks:
+        h = bottleneck_block(h, cfg, _leaky)
+    text = _leaky()(_dense(cfg, cfg.ca_dim, name="compress")(embedding))
     h = ReplicateConcat()([h, text])
-    h = layers.LeakyReLU(0.2)(batch_norm()(layers.Conv2D(cfg.ndf * 8, 1, use_bias=False)(h)))
-    logit = layers.Reshape(())(layers.Conv2D(1, 4, padding="valid", name="logit")(h))
-    return keras.Model([image, embedding], logit, name=name)
+    h = _leaky()(_bn(cfg)(_conv(cfg, cfg.ndf * 8, 1)(h)))
+    logit = _conv(cfg, 1, 4, padding="valid", bias=cfg.conv_biases, name="logit")(h)
+    return keras.Model([image, embedding], layers.Reshape(())(logit), name=name)
 
 
 def _set_reparameterize(generator, fn):
@@ -285,18 +421,22 @@ def _set_reparameterize(generator, fn):
 
 
 def param_counts(config=None):
-    """Parameters of each network: {"G_0", "D_0", "G", "D", "F_ca"} -> count (builds them).
+    """Trainable parameters of each network: {"G_0", "D_0", "G", "D", "F_ca"} -> count (builds them).
 
     "F_ca" is one conditioning augmentation; G_0 and G each hold their own, already
-    counted in theirs. The frozen sentence encoder is not counted.
+    counted in theirs. The frozen sentence encoder is not counted, nor BatchNorm's
+    moving statistics (the reference's `tf.trainable_variables` hold neither).
     """
     cfg = config or Config.paper()
+
+    def trainable(network):
+        return int(sum(np.prod(w.shape) for w in network.trainable_weights))
+
     g0 = build_stage1_generator(cfg)
-    g = build_stage2_generator(cfg)
     ca = next(layer for layer in g0.layers if isinstance(layer, ConditioningAugmentation))
-    return {"G_0": g0.count_params(), "D_0": build_discriminator(cfg, cfg.stage1_size, "D_0").count_params(),
-            "G": g.count_params(), "D": build_discriminator(cfg, cfg.stage2_size, "D").count_params(),
-            "F_ca": ca.count_params()}
+    return {"G_0": trainable(g0), "D_0": trainable(build_discriminator(cfg, cfg.stage1_size, "D_0")),
+            "G": trainable(build_stage2_generator(cfg)),
+            "D": trainable(build_discriminator(cfg, cfg.stage2_size, "D")), "F_ca": trainable(ca)}
 
 
 def generator_loss(fake_logits, mu, logvar, kl_weight=2.0):
@@ -342,6 +482,11 @@ class _StackGANStage(PaperGAN):
         if self.config.conditioning_augmentation:
             shapes.update({name: (n, self.config.ca_dim) for name in self.ca_noise})
         return shapes
+
+    @property
+    def truncated_noise(self):
+        """The CA noise is the reference's truncated normal with `ca_noise="truncated_normal"`."""
+        return self.ca_noise if self.config.ca_noise == "truncated_normal" else ()
 
     def _ca_inputs(self, noise, name):
         return [noise[name]] if self.config.conditioning_augmentation else []
@@ -448,7 +593,8 @@ class StageIIGAN(_StackGANStage):
         if not isinstance(stage1, StageIGAN):
             raise ValueError(f"stage1: expected a trained StageIGAN or the path of its .keras file, "
                              f"got {type(stage1).__name__}.")
-        fields = ("stage1_size", "z_dim", "embed_dim", "ca_dim", "ngf", "conditioning_augmentation")
+        fields = ("stage1_size", "z_dim", "embed_dim", "ca_dim", "ngf", "conditioning_augmentation",
+                  "bottleneck_blocks", "conv_biases", "ca_log_sigma")
         mismatch = {f: (getattr(stage1.config, f), getattr(self.config, f)) for f in fields
                     if getattr(stage1.config, f) != getattr(self.config, f)}
         if mismatch:
