@@ -213,6 +213,40 @@ def test_several_captions_give_their_mean_embedding():
     np.testing.assert_allclose(ops.convert_to_numpy(model.embed(tokens)), expected, rtol=1e-5, atol=1e-5)
 
 
+def _bce_np(logits, target):
+    logits = np.asarray(logits, np.float64)
+    return float(np.mean(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))))
+
+
+@pytest.mark.parametrize("pairs,reduction", [("halves", "pooled"), ("roll", "separate")])
+def test_int_term_pairs_and_weighs_as_configured(pairs, reduction):
+    """GAN-INT (Reed et al., "Learning with manifold interpolation"). The reference
+    (`main_cls_int.lua`) interpolates the first half of the batch with the second (B/2
+    pairs) and pools all fakes in one weighted BCE: L_G = (B mean_f + w n mean_int) / (B + n);
+    "roll"/"separate" (the fast preset): B pairs (t_i, t_{i-1}), L_G = mean_f + w mean_int."""
+    cfg = TINY.replace(int_pairs=pairs, int_reduction=reduction, int_weight=0.7, batch_size=8)
+    model = cgan.GANINTCLS(cfg)
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(8, cfg.embed_dim)).astype("float32")
+    t1, t2 = (ops.convert_to_numpy(t) for t in model.interpolation_pairs(ops.convert_to_tensor(e)))
+    if pairs == "halves":
+        np.testing.assert_array_equal(t1, e[:4]), np.testing.assert_array_equal(t2, e[4:])
+    else:
+        np.testing.assert_array_equal(t1, e), np.testing.assert_array_equal(t2, np.roll(e, 1, axis=0))
+    n_int = 4 if pairs == "halves" else 8
+    assert model.noise_shapes(8, training=True)["z_int"] == (n_int, cfg.z_dim)
+    tokens = model.tokenizer.encode_checked(["a red bird with blue wings", "a small yellow bird"] * 4)
+    batch = {"image": rng.uniform(-1, 1, (8, 16, 16, 3)).astype("float32"), "tokens": ops.convert_to_tensor(tokens)}
+    fakes = model.generator_outputs(batch, model.sample_noise(batch), training=False)
+    assert tuple(ops.shape(fakes["fake_int"])) == (n_int, 16, 16, 3)
+    loss, _ = model.generator_loss(batch, fakes, training=False)
+    D = model.discriminator
+    f = _bce_np(ops.convert_to_numpy(D([fakes["fake"], fakes["e"]], training=False)), 1.0)
+    f_int = _bce_np(ops.convert_to_numpy(D([fakes["fake_int"], fakes["e_int"]], training=False)), 1.0)
+    expected = (8 * f + 0.7 * n_int * f_int) / (8 + n_int) if reduction == "pooled" else f + 0.7 * f_int
+    np.testing.assert_allclose(float(ops.convert_to_numpy(loss)), expected, rtol=1e-5)
+
+
 def test_discriminator_sees_the_text():
     """Changing only the caption changes D's score: the condition reaches the logit."""
     model = cgan.GANINTCLS(TINY)

@@ -412,3 +412,16 @@ def test_param_counts_and_diversity():
     assert analysis.mean_pairwise_distance(f) == pytest.approx((5 + 8 + 5) / 3)
     model = stackgan.StageIGAN(TINY)
     assert analysis.sample_diversity(model, CAPTIONS[:1], n=3) > 0
+
+
+def test_ca_noise_is_the_references_truncated_normal():
+    """`ca_noise="truncated_normal"` (TF's tf.truncated_normal in the reference): every CA noise
+    value within (-2, 2) in training and at inference; z stays N(0, 1)."""
+    model = stackgan.StageIGAN(TINY.replace(ca_noise="truncated_normal"))
+    noise = model.draw_noise(4000, seed=3)
+    assert np.abs(noise["eps0"]).max() < 2 and np.abs(noise["z"]).max() > 2.5
+    drawn = model.sample_noise({"image": np.zeros((4000, 16, 16, 3), "float32")})
+    # (Keras' torch backend redraws 4 times, then keeps the value: a few per million stay outside)
+    assert np.mean(np.abs(ops.convert_to_numpy(drawn["eps0"])) > 2.0 + 1e-6) < 1e-3
+    assert np.abs(ops.convert_to_numpy(drawn["z"])).max() > 2.5
+    assert np.std(noise["eps0"]) == pytest.approx(0.88, abs=0.03)   # the N(0, 1) truncated at 2 sd
