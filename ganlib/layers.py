@@ -59,7 +59,7 @@ class ConditioningAugmentation(layers.Layer):
     \hat c = \mu + \sigma \odot \epsilon,\quad \epsilon \sim \mathcal{N}(0, I)$$
 
     (the reparameterisation trick, so gradients reach $W$: `reparameterize`), regularised
-    towards $\mathcal{N}(0, I)$ by `ganlib.losses.kl_divergence(mu, logvar)` (paper Eq. 2).
+    towards $\mathcal{N}(0, I)$ by `ganlib.losses.kl_divergence(mu, logvar)` (paper, "Conditioning Augmentation").
     $\epsilon$ is an argument, drawn by the model with the rest of its noise, so a
     sample repeats with its seed.
 

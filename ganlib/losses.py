@@ -74,7 +74,7 @@ def generator_loss(fake_logits):
 def kl_divergence(mu, logvar):
     r"""KL divergence of $\mathcal{N}(\mu, \mathrm{diag}(\sigma^2))$ to $\mathcal{N}(0, I)$.
 
-    The conditioning-augmentation regulariser of StackGAN (Zhang et al. 2017, Eq. 2):
+    The conditioning-augmentation regulariser of StackGAN (Zhang et al. 2017, "Conditioning Augmentation"):
 
     $$D_{KL} = -\tfrac{1}{2}\,\mathrm{mean}\left(1 + \log\sigma^2 - \mu^2 - \sigma^2\right)$$
 
@@ -99,7 +99,7 @@ def colour_statistics(images):
 
 
 def color_consistency(x_a, x_b, lambda_mean=1.0, lambda_cov=5.0):
-    r"""StackGAN++'s colour-consistency regulariser (Zhang et al. 2018, Eq. 7-8).
+    r"""StackGAN++'s colour-consistency regulariser (Zhang et al. 2018, "Color-consistency regularization").
 
     The images one generator tree makes for the same input at two scales should
     share their colours. For each image, over its $N$ pixels $x_k$ (RGB):

@@ -3,7 +3,7 @@ r"""CGAN (Mirza & Osindero 2014) and GAN-INT-CLS (Reed et al. 2016).
 A conditional GAN gives both players the condition $y$:
 
 $$\min_G \max_D\; \mathbb{E}_{x}[\log D(x \mid y)] + \mathbb{E}_{z}[\log(1 - D(G(z \mid y) \mid y))]
-\qquad \text{(Mirza \& Osindero, Eq. 2)}$$
+\qquad \text{(Mirza \& Osindero, "Conditional Adversarial Nets")}$$
 
 `CGAN` conditions on a class id (one-hot). `GANINTCLS` conditions on a caption:
 the caption's sentence embedding $\varphi(t)$ (Reed et al. fed a pre-trained
@@ -25,7 +25,7 @@ match, not only whether the image is real:
 $$L_D = \mathrm{bce}(s_r, 1) + \tfrac12\left[\mathrm{bce}(s_w, 0) + \mathrm{bce}(s_f, 0)\right],\qquad
 L_G = \mathrm{bce}(s_f, 1)$$
 
-**INT, manifold interpolation** (Reed et al., Eq. 5): G is also trained on
+**INT, manifold interpolation** (Reed et al., "Learning with manifold interpolation (GAN-INT)"): G is also trained on
 interpolated embeddings $\beta t_1 + (1 - \beta) t_2$ ($\beta = 0.5$), which have
 no real image, so only the "fool D" term applies to them:
 
@@ -76,7 +76,7 @@ class Config(PaperConfig):
     lr_decay_epochs: int = 100  # halve lr every N epochs (Reed et al.: 100); see `for_dataset`
     lr_decay_every: int = 100 * 139  # the same in steps (CUB: 139 steps per epoch); 0: never
     int_weight: float = 1.0     # weight of each interpolated sample in L_G (the reference's interp_weight; 0: no INT)
-    int_beta: float = 0.5       # beta of Eq. 5
+    int_beta: float = 0.5       # beta of the GAN-INT interpolation
     int_pairs: str = "halves"   # "halves": B/2 interpolations t_i, t_{i+B/2} (the reference); "roll": B, t_i, t_{i-1}
     int_reduction: str = "pooled"  # "pooled": one weighted mean over all 1.5 B samples (the reference); "separate"
     wrong: str = "image"        # D's mismatched pair: a real image of another class ("image", the reference) or
@@ -301,7 +301,7 @@ def param_counts(config=None, cond_dim=None):
 
 
 def interpolate_embeddings(t1, t2, beta=0.5):
-    r"""GAN-INT (Reed et al. 2016, Eq. 5): $\beta t_1 + (1 - \beta) t_2$."""
+    r"""GAN-INT (Reed et al. 2016, "Learning with manifold interpolation"): $\beta t_1 + (1 - \beta) t_2$."""
     return beta * t1 + (1.0 - beta) * t2
 
 
@@ -338,7 +338,7 @@ class GANINTCLS(_ConditionalGAN):
             (default `ganlib.losses.matching_aware_d_loss`); lesson 01 plugs the
             student's function in here.
         g_loss_fn: `(fake_logits) -> scalar` (default the non-saturating loss).
-        interpolate_fn: `(t1, t2, beta) -> t` (default Eq. 5).
+        interpolate_fn: `(t1, t2, beta) -> t` (default `interpolate_embeddings`).
 
     Batches (from `dataset.pipeline(...)`, as `SPEC.batch(config)` asks) hold `image`,
     `tokens` and `wrong_tokens` (a caption of another class). The text side

@@ -13,14 +13,14 @@ reparameterisation trick
 
 $$\hat c = \mu(\varphi_t) + \sigma(\varphi_t) \odot \epsilon,\qquad \epsilon \sim \mathcal{N}(0, I),$$
 
-and kept close to the standard normal by a KL term in G's loss (paper, Eq. 2):
+and kept close to the standard normal by a KL term in G's loss (paper, "Conditioning Augmentation"):
 
 $$D_{KL}\big(\mathcal{N}(\mu(\varphi_t), \Sigma(\varphi_t)) \,\|\, \mathcal{N}(0, I)\big).$$
 
 More (noisy) conditions per caption make the conditioning manifold smooth and
 give diverse images for one caption.
 
-**Stage-I** (paper, Eq. 3-4), $G_0(z, \hat c_0) \to$ 64x64 and $D_0(I_0, \varphi_t)$:
+**Stage-I** (paper, "Stage-I GAN"), $G_0(z, \hat c_0) \to$ 64x64 and $D_0(I_0, \varphi_t)$:
 
 $$L_{D_0} = \mathbb{E}_{(I_0, t)}[\log D_0(I_0, \varphi_t)] + \mathbb{E}_{z, t}[\log(1 - D_0(G_0(z, \hat c_0), \varphi_t))]
 \quad \text{(maximised)}$$
@@ -29,7 +29,7 @@ $$L_{G_0} = \mathbb{E}_{z, t}[\log(1 - D_0(G_0(z, \hat c_0), \varphi_t))]
 + \lambda D_{KL}\big(\mathcal{N}(\mu_0(\varphi_t), \Sigma_0(\varphi_t)) \,\|\, \mathcal{N}(0, I)\big)
 \quad \text{(minimised)}$$
 
-**Stage-II** (paper, Eq. 5-6), $G(s_0, \hat c) \to$ 256x256 and $D(I, \varphi_t)$, with
+**Stage-II** (paper, "Stage-II GAN"), $G(s_0, \hat c) \to$ 256x256 and $D(I, \varphi_t)$, with
 $s_0 = G_0(z, \hat c_0)$ from the *frozen* Stage-I and $\hat c$ from Stage-II's own
 $F_{ca}$ (no noise $z$: Stage-I's image carries it):
 
@@ -111,7 +111,7 @@ class Config(PaperConfig):
     conv_biases: bool = False   # biases on the first and last convs of G and D (the reference's convs have none)
     ca_log_sigma: bool = True   # F_ca's FC outputs log(sigma) (the reference) instead of log(sigma^2)
     ca_noise: str = "truncated_normal"  # epsilon of F_ca: the reference's truncated normal (|eps| < 2) or "normal"
-    kl_weight: float = 2.0      # lambda of Eq. 4 / 6 (the reference's COEFF.KL; the paper's text: 1)
+    kl_weight: float = 2.0      # lambda of the stages' L_G (the reference's COEFF.KL; the paper's text: 1)
     conditioning_augmentation: bool = True  # False: c_hat = mu, no KL (the paper's "without CA" ablation)
     captions_per_embedding: int = 4  # train on the mean embedding of 4 distinct captions (NUM_EMBEDDING)
     wrong: str = "image"        # D's mismatched pair: a real image of another class (the reference) or "caption"
@@ -440,7 +440,7 @@ def param_counts(config=None):
 
 
 def generator_loss(fake_logits, mu, logvar, kl_weight=2.0):
-    r"""$L_G = \mathrm{bce}(s_f, 1) + \lambda D_{KL}$ (paper, Eq. 4 and 6, as the reference code reduces them)."""
+    r"""$L_G = \mathrm{bce}(s_f, 1) + \lambda D_{KL}$ (paper, "Stage-I GAN" and "Stage-II GAN", as the reference code reduces them)."""
     return losses.generator_loss(fake_logits) + kl_weight * losses.kl_divergence(mu, logvar)
 
 
@@ -493,12 +493,12 @@ class _StackGANStage(PaperGAN):
 
     # ------------------------------------------------------------------ losses
     def discriminator_loss(self, batch, fakes, training=True):
-        """Matching-aware $L_D$ on (real, right), (wrong pair), (fake, right) (paper, Eq. 3 / 5)."""
+        """Matching-aware $L_D$ on (real, right), (wrong pair), (fake, right) (paper, "Stage-I GAN" / "Stage-II GAN")."""
         s_r, s_w, s_f = self.matching_aware_logits(self.discriminator, batch, fakes["e"], fakes["fake"], training)
         return self.d_loss_fn(s_r, s_w, s_f), score_logs(s_r, s_w, s_f)
 
     def generator_loss(self, batch, fakes, training=True):
-        r"""$L_G = \mathrm{bce}(D(G(\cdot), \varphi_t), 1) + \lambda D_{KL}$ (paper, Eq. 4 / 6); no KL without CA."""
+        r"""$L_G = \mathrm{bce}(D(G(\cdot), \varphi_t), 1) + \lambda D_{KL}$ (paper, "Stage-I GAN" / "Stage-II GAN"); no KL without CA."""
         s_f = self.discriminator([fakes["fake"], fakes["e"]], training=training)
         weight = self.config.kl_weight if self.config.conditioning_augmentation else 0.0
         loss = self.g_loss_fn(s_f, fakes["mu"], fakes["logvar"], weight)
@@ -507,7 +507,7 @@ class _StackGANStage(PaperGAN):
 
 @keras.saving.register_keras_serializable("ganlib")
 class StageIGAN(_StackGANStage):
-    r"""StackGAN's Stage-I GAN: $G_0(z, \hat c_0)$ and $D_0(I_0, \varphi_t)$ (paper, "Stage-I GAN", Eq. 3-4).
+    r"""StackGAN's Stage-I GAN: $G_0(z, \hat c_0)$ and $D_0(I_0, \varphi_t)$ (paper, "Stage-I GAN").
 
     Args:
         config: a `Config` (default `Config.paper()`); its `stage` is set to 1.
@@ -545,7 +545,7 @@ class StageIGAN(_StackGANStage):
 
 @keras.saving.register_keras_serializable("ganlib")
 class StageIIGAN(_StackGANStage):
-    r"""StackGAN's Stage-II GAN: $G(s_0, \hat c)$ and $D(I, \varphi_t)$ on a frozen Stage-I (paper, "Stage-II GAN", Eq. 5-6).
+    r"""StackGAN's Stage-II GAN: $G(s_0, \hat c)$ and $D(I, \varphi_t)$ on a frozen Stage-I (paper, "Stage-II GAN").
 
     Stage-I's generator $G_0$ (its EMA copy if it has one) is copied into this
     model as a frozen helper network named "G_0": saved with it, never trained,

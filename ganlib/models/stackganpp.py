@@ -31,8 +31,9 @@ $$L_{G_i} = -\mathbb{E}[\log D_i(s_i)] - \mathbb{E}[\log D_i(s_i, c)],\qquad L_G
 
 **Colour consistency** (paper, section *Color-consistency regularization*): the
 images of one input at adjacent scales should share colours. Per image, the pixel mean $\mu$ and covariance
-$\Sigma$; $L_{C_i} = \frac1n \sum_j \lambda_1 \lVert \mu_{s_i^j} - \mu_{s_{i-1}^j}\rVert_2^2
-+ \lambda_2 \lVert \Sigma_{s_i^j} - \Sigma_{s_{i-1}^j} \rVert_F^2$, $\lambda_1 = 1$,
+$\Sigma$; $L_{C_i} = \frac1n \sum_j \big(\lambda_1 \lVert \mu_{s_i^j} - \mu_{s_{i-1}^j}\rVert_2^2
++ \lambda_2 \lVert \Sigma_{s_i^j} - \Sigma_{s_{i-1}^j} \rVert_F^2\big)$ (both terms inside the sum over
+the n images), $\lambda_1 = 1$,
 $\lambda_2 = 5$, added to $L_{G_i}$ with weight $\alpha$ (50 in the
 unconditional settings; 0 for text-to-image, where the text already ties the
 scales together).

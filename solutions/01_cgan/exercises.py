@@ -114,7 +114,7 @@ def generator_loss(fake_logits):
 
 
 def interpolate_embeddings(t1, t2, beta=0.5):
-    r"""GAN-INT: interpolate between two text embeddings ([Reed], Eq. 5).
+    r"""GAN-INT: interpolate between two text embeddings ([Reed], "Learning with manifold interpolation").
 
     Reed et al. add to the generator's objective the term
 
@@ -179,7 +179,7 @@ def one_hot_labels(labels, num_classes):
     r"""One-hot class conditions $y$ for the class-conditional GAN ([CGAN], Sec. 4.1).
 
     Mirza & Osindero condition both networks on the class label as a one-hot
-    vector: the objective ([CGAN], Eq. 2) is
+    vector: the objective ([CGAN], "Conditional Adversarial Nets") is
 
     $$\min_G \max_D \; \mathbb{E}_{x}\left[\log D(x \mid y)\right]
       + \mathbb{E}_{z}\left[\log(1 - D(G(z \mid y)))\right].$$

@@ -60,7 +60,7 @@ def reparameterize(mu, logvar, eps):
 
 
 def kl_divergence(mu, logvar):
-    r"""The conditioning-augmentation regulariser ([StackGAN], Eq. 2).
+    r"""The conditioning-augmentation regulariser ([StackGAN], "Conditioning Augmentation").
 
     $D_{KL}\big(\mathcal{N}(\mu, \mathrm{diag}(\sigma^2)) \,\|\, \mathcal{N}(0, I)\big)$
     has a closed form ([VAE], Appendix B): per dimension $j$,
@@ -88,7 +88,7 @@ def kl_divergence(mu, logvar):
 
 
 def generator_loss_with_kl(fake_logits, mu, logvar, kl_weight=2.0):
-    r"""The whole generator loss of one StackGAN stage ([StackGAN], Eq. 4 and 6).
+    r"""The whole generator loss of one StackGAN stage ([StackGAN], "Stage-I GAN" and "Stage-II GAN").
 
     $$L_G = \mathbb{E}\left[\log\left(1 - D(G(z, \hat c), \varphi_t)\right)\right]
           + \lambda\, D_{KL}\left(\mathcal{N}(\mu(\varphi_t), \Sigma(\varphi_t)) \,\|\, \mathcal{N}(0, I)\right)$$
