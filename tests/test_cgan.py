@@ -12,6 +12,7 @@ from ganlib import losses
 from ganlib.layers import ReplicateConcat
 from ganlib.models import cgan
 from ganlib.training import enable_determinism
+from network_refs import layer_sequence, numpy_conv_same
 
 TINY = cgan.Config.fast().replace(image_size=16, z_dim=16, proj_dim=32, ngf=16, ndf=16, batch_size=32,
                                   lr=1e-3, lr_decay_every=0, eval_samples=100, ema_decay=0.0)
@@ -107,13 +108,6 @@ def test_paper_networks_have_the_reference_parameter_counts():
 
 
 
-def layer_sequence(network):
-    """The network's layers in Keras' order, short names, conv widths appended."""
-    short = {"BatchNormalization": "BN", "LeakyReLU": "LR"}
-    return " ".join(short.get(type(layer).__name__, type(layer).__name__) + str(getattr(layer, "filters", ""))
-                    for layer in network.layers)
-
-
 def test_paper_networks_place_blocks_and_activations_as_the_reference():
     """main_cls_int.lua: G's 4x4 and 8x8 layers have BN but no ReLU before a bottleneck block
     (ReLU after the sum); D's 4 ndf and 8 ndf convs have BN but no LeakyReLU before its block;
@@ -127,15 +121,6 @@ def test_paper_networks_place_blocks_and_activations_as_the_reference():
         "InputLayer Conv2D8 LR Conv2D16 BN LR Conv2D32 BN Conv2D64 BN "
         "Conv2D16 BN LR Conv2D16 BN LR Conv2D64 InputLayer BN Dense Add BN LR LR ReplicateConcat Conv2D64 BN LR "
         "Conv2D1 Reshape")
-
-def numpy_conv_same(x, kernel):
-    """Stride-1 'same' convolution (B, H, W, C) * (k, k, C, O), odd k, no bias."""
-    k = kernel.shape[0]
-    p = (k - 1) // 2
-    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    h, w = x.shape[1:3]
-    return sum(np.einsum("bhwc,co->bhwo", xp[:, i:i + h, j:j + w], kernel[i, j]) for i in range(k) for j in range(k))
-
 
 def test_bottleneck_residual_block_computes_x_plus_f_of_x():
     """h + BN(conv3(a(BN(conv3(a(BN(conv1(h)))))))), then a (main_cls_int.lua's block), in inference mode."""

@@ -14,6 +14,7 @@ from ganlib import losses, runs
 from ganlib import analysis
 from ganlib.models import stackgan
 from ganlib.training import enable_determinism
+from network_refs import layer_sequence, numpy_conv_same
 
 # One network shape for every test (JAX compiles each new shape once, so it pays to share it).
 TINY = stackgan.Config.fast().replace(stage1_size=16, stage2_size=32, z_dim=16, ca_dim=16, ngf=16, ndf=16,
@@ -176,13 +177,6 @@ def test_paper_networks_have_the_reference_parameter_counts():
 
 
 
-def layer_sequence(network):
-    """The network's layers in Keras' order, short names, conv widths appended."""
-    short = {"BatchNormalization": "BN", "LeakyReLU": "LR"}
-    return " ".join(short.get(type(layer).__name__, type(layer).__name__) + str(getattr(layer, "filters", ""))
-                    for layer in network.layers)
-
-
 def test_paper_networks_place_blocks_and_activations_as_the_reference():
     """stageI/model.py: G_0's FC -> BN (per feature) -> 4x4 and its 8x8 conv have no ReLU before a
     bottleneck block; D_0's 4 ndf and 8 ndf convs and Stage-II D's last 1x1 conv have BN but no
@@ -200,15 +194,6 @@ def test_paper_networks_place_blocks_and_activations_as_the_reference():
     assert layer_sequence(stackgan.build_discriminator(cfg, 256, "D")) == (
         "InputLayer Conv2D8 LR Conv2D16 BN LR Conv2D32 BN LR Conv2D64 BN LR Conv2D128 BN LR Conv2D256 BN LR "
         "Conv2D128 BN LR Conv2D64 BN " + block_and_head)
-
-def numpy_conv_same(x, kernel):
-    """Stride-1 'same' convolution (B, H, W, C) * (k, k, C, O), odd k, no bias."""
-    k = kernel.shape[0]
-    p = (k - 1) // 2
-    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    h, w = x.shape[1:3]
-    return sum(np.einsum("bhwc,co->bhwo", xp[:, i:i + h, j:j + w], kernel[i, j]) for i in range(k) for j in range(k))
-
 
 def test_bottleneck_block_computes_x_plus_f_of_x():
     """G_0's block (stageI/model.py): ReLU(h + BN(conv3(ReLU(BN(conv3(ReLU(BN(conv1(h))))))))), inference mode."""
