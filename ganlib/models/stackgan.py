@@ -164,7 +164,10 @@ class Config(PaperConfig):
         * the reference runs the frozen G_0 in its BatchNorm training phase (batch
           statistics) during Stage-II; `StageIIGAN` runs it in inference mode (moving
           statistics), the mode Keras gives a frozen network's BatchNorm, so that Stage-II
-          trains on the same s_0 that Stage-I's samples show;
+          trains on the same s_0 that Stage-I's samples show. Measured on the fast preset's
+          trained Stage-I (TensorFlow, 512 test captions in batches of 64): the two modes'
+          images differ by 0.107 per pixel on average (on the [-1, 1] scale), with caption
+          consistency 0.332 (moving statistics) vs 0.322 (batch statistics), chance 0.134;
         * the reference re-draws z and epsilon and re-runs G for the G step (two
           `sess.run`s); `ganlib.training` runs G once per step for D and G;
         * the reference's images are bounding-box crops stored at 76x76 (Stage-I) and
