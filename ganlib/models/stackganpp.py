@@ -74,13 +74,9 @@ printed equations**, followed here so that its weights carry over:
 Every $\mathrm{bce}$ is a batch mean of the sigmoid cross-entropy on logits
 (`ganlib.losses.bce`).
 
-Differences from the reference kept on purpose: the text embedding is the shipped
-256-d SynthBirds sentence encoder (the reference feeds 1024-d char-CNN-RNN
-embeddings: with `embed_dim=1024` the networks are the reference's, and
-`ganlib.convert.load_stackganv2` loads its checkpoints); logits with a numerically
-stable cross-entropy instead of sigmoid + BCELoss. The initialisers are the reference's
-(`weights_init`: orthogonal kernels, BatchNorm scale N(1, 0.02)). BatchNorm keeps
-PyTorch's momentum (0.1, i.e. Keras' 0.9) and epsilon (1e-5).
+`Config.paper()` is the reference's birds setting and network (checked at the weights by
+`ganlib.convert.load_stackganv2` and `tests/test_convert.py`); its docstring lists what
+still differs from the reference code.
 """
 
 from dataclasses import dataclass
@@ -135,9 +131,20 @@ class Config(PaperConfig):
         """The reference settings: birds (the char-CNN-RNN 1024-d text embeddings of the dataset,
         3 branches 64/128/256, ngf 64, ndf 64, z 100, CA 128, 2 residual blocks, batch 24,
         Adam 2e-4 (0.5, 0.999), KL 2, unconditional loss 1, colour loss 0, wrong images as
-        mismatched pairs); on data without the embeddings (SynthBirds) `ganlib train` uses
-        the shipped sentence encoder (256-d) and says so;
-        `unconditional=True`: no text, colour loss 50 (the LSUN / ImageNet configs)."""
+        mismatched pairs, the reference's initialisers (`weights_init`: orthogonal kernels,
+        BatchNorm scale N(1, 0.02)), BatchNorm momentum 0.9 (PyTorch's 0.1) and epsilon 1e-5;
+        on data without the embeddings (SynthBirds) `ganlib train` uses the shipped sentence
+        encoder (256-d) and says so;
+        `unconditional=True`: no text, colour loss 50 (the LSUN / ImageNet configs).
+
+        Remaining differences from the reference code (`code/trainer.py`, `code/model.py`):
+        * logits with a numerically stable cross-entropy instead of sigmoid + `BCELoss`
+          (the same loss, computed without the sigmoid's round-off);
+        * the 4th and 5th branches of its 512 / 1024 px configs (one residual block in
+          branch 4) are not expressed by the single `num_residual`.
+        As the reference, one generator pass per step feeds both the D and the G update
+        (`self.fake_imgs` in `train_Dnet` and `train_Gnet`).
+        """
         cfg = cls()
         return cfg.unconditional() if unconditional else cfg
 
