@@ -85,7 +85,13 @@ def test_synthetic_batches_hold_what_the_pipeline_gives(name):
 
 
 def test_several_captions_per_embedding_give_token_blocks():
-    model = bench.build_model("cgan", "paper", overrides=TINY_CGAN)   # the paper preset averages 4 captions
+    """The paper preset averages 4 captions: 4 precomputed char-CNN-RNN embeddings per image (its
+    text encoder), or 4 token rows with the SynthBirds encoder; wrong pairs are images."""
+    model = bench.build_model("cgan", "paper", overrides=TINY_CGAN)
+    batch = bench.synthetic_batch(model, 2)
+    assert batch["embeddings"].shape == batch["wrong_embeddings"].shape == (2, 4, 1024)
+    assert batch["wrong_image"].shape == batch["image"].shape
+    model = bench.build_model("cgan", "paper", overrides={**TINY_CGAN, "text_encoder": "synthbirds", "embed_dim": 256})
     assert bench.synthetic_batch(model, 2)["tokens"].shape == (2, 4, model.config.max_words)
     assert bench.synthetic_batch(model, 2)["class_id"].max() < model.config.num_classes
 
