@@ -169,3 +169,103 @@ def _gradients(loss_fn, variables):
     leaves = [torch.tensor(ops.convert_to_numpy(v), requires_grad=True) for v in variables]
     loss_fn(leaves).backward()
     return [leaf.grad for leaf in leaves]
+
+
+# --------------------------------------------------------------------------- #
+# Encoders
+# --------------------------------------------------------------------------- #
+from ganlib.models import damsm  # noqa: E402
+
+
+def test_text_encoder_has_the_reference_parameter_count():
+    """RNN_ENCODER with CUB's 5,450 words: Embedding 5450x300 + bi-LSTM(300 -> 128 x 2).
+
+    Per direction 4*128*(300 + 128) weights + two bias vectors of 4*128 (PyTorch's
+    b_ih and b_hh): 220,160; 1,635,000 + 2 * 220,160 = 2,075,320.
+    """
+    enc = damsm.TextEncoder(5450, embed_dim=256, word_dim=300)
+    enc.build((None, 18))
+    assert enc.count_params() == 5450 * 300 + 2 * (4 * 128 * (300 + 128) + 2 * 4 * 128) == 2_075_320
+
+
+def test_text_encoder_sentence_is_the_last_states_of_both_directions_whatever_the_padding():
+    keras.utils.set_random_seed(0)
+    enc = damsm.TextEncoder(20, embed_dim=16, word_dim=8)
+    tokens = np.array([[5, 9, 3, 7, 0, 0, 0], [4, 4, 8, 2, 6, 7, 11]], "int32")
+    words, sentence = (ops.convert_to_numpy(a) for a in enc(tokens))
+    # forward: the state after the last real word; backward: the state after reading back to word 0
+    np.testing.assert_allclose(sentence[0, :8], words[0, 3, :8], atol=1e-6)
+    np.testing.assert_allclose(sentence[0, 8:], words[0, 0, 8:], atol=1e-6)
+    np.testing.assert_allclose(sentence[1, :8], words[1, 6, :8], atol=1e-6)
+    assert np.all(words[0, 4:] == 0.0)
+    # the same caption without padding gives the same features (as packed sequences)
+    w_short, s_short = (ops.convert_to_numpy(a) for a in enc(tokens[:1, :4]))
+    np.testing.assert_allclose(s_short[0], sentence[0], atol=1e-5)
+    np.testing.assert_allclose(w_short[0], words[0, :4], atol=1e-5)
+
+
+def test_lstm_cell_computes_the_pytorch_lstm_equations():
+    cell = damsm.LSTMCell(3)
+    cell.build((None, 2))
+    rng = np.random.default_rng(0)
+    x, h, c = rng.standard_normal((1, 2)), rng.standard_normal((1, 3)), rng.standard_normal((1, 3))
+    out, (h1, c1) = cell(x.astype("float32"), [h.astype("float32"), c.astype("float32")])
+    w, u, bi, bh = (ops.convert_to_numpy(v).astype(np.float64) for v in cell.weights)
+    z = x @ w + h @ u + bi + bh
+    i, f, g, o = np.split(z, 4, axis=-1)
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    c_ref = sig(f) * c + sig(i) * np.tanh(g)
+    np.testing.assert_allclose(ops.convert_to_numpy(c1), c_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(h1), sig(o) * np.tanh(c_ref), rtol=1e-5, atol=1e-6)
+
+
+def test_inception_image_encoder_regions_and_head_parameters():
+    """Mixed_6e gives 17x17 regions at 299; only the two projections train:
+    768*256 (1x1 conv, no bias) + 2048*256 + 256 (dense) = 721,152."""
+    enc = damsm.ImageEncoder(256, backbone="inception", image_size=64, inception_weights=None)
+    regions, code = enc(np.zeros((1, 64, 64, 3), "float32"))
+    assert tuple(regions.shape) == (1, 17 * 17, 256) and tuple(code.shape) == (1, 256)
+    head = sum(int(np.prod(w.shape)) for w in enc.head_weights)
+    trainable = sum(int(np.prod(w.shape)) for w in enc.trainable_weights)
+    assert head == trainable == 768 * 256 + 2048 * 256 + 256 == 721_152
+
+
+def test_small_image_encoder_regions_are_the_projected_grid():
+    keras.utils.set_random_seed(0)
+    enc = damsm.ImageEncoder(32, backbone="small", image_size=32, small_filters=(8, 16, 24))
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    regions, code = (ops.convert_to_numpy(a) for a in enc(x))
+    local, pooled = (ops.convert_to_numpy(a) for a in enc.backbone(x))
+    assert local.shape == (2, 8, 8, 16)                       # 32 / 2**2 per side
+    w = ops.convert_to_numpy(enc.emb_features.kernel)[0, 0]   # (16, 32): v = W f per region
+    np.testing.assert_allclose(regions, local.reshape(2, 64, 16) @ w, rtol=1e-4, atol=1e-5)
+    wd, bd = (ops.convert_to_numpy(a) for a in enc.emb_cnn_code.weights)
+    np.testing.assert_allclose(code, pooled @ wd + bd, rtol=1e-4, atol=1e-5)
+
+
+def test_config_presets_and_schedule():
+    paper, coco, fast = damsm.Config.paper(), damsm.Config.coco(), damsm.Config.fast()
+    assert (paper.batch_size, paper.learning_rate, paper.beta_1, paper.rnn_grad_clip) == (48, 0.002, 0.5, 0.25)
+    assert (paper.gamma1, paper.gamma2, paper.gamma3, paper.max_words, paper.captions_per_image) == (4, 5, 10, 18, 10)
+    assert (coco.max_words, coco.captions_per_image, paper.backbone, fast.backbone) == (15, 5, "inception", "small")
+    # x0.98 per epoch while above a tenth: 0.98**114 < 0.1 < 0.98**113, then it stays
+    assert paper.learning_rate_at(0) == 0.002
+    np.testing.assert_allclose(paper.learning_rate_at(10), 0.002 * 0.98 ** 10)
+    np.testing.assert_allclose(paper.learning_rate_at(500), 0.002 * 0.98 ** 114)
+    with pytest.raises(ValueError, match="backbone"):
+        damsm.Config(backbone="resnet")
+
+
+def test_text_gradients_are_clipped_to_global_norm_025_and_image_ones_are_not():
+    """The reference clips only the RNN encoder's gradients (clip_grad_norm, 0.25)."""
+    config = damsm.Config(embed_dim=16, word_dim=8, backbone="small", image_size=16, small_filters=(4, 8),
+                          max_words=5, batch_size=4)
+    model = damsm.DAMSM(config, vocabulary_size=12)
+    model.build()
+    model.reference_optimizer()
+    text, image = model.text_optimizer, model.image_optimizer
+    assert text.global_clipnorm == 0.25 and image.global_clipnorm is None
+    assert (text.beta_1, text.beta_2, image.beta_1, image.beta_2) == (0.5, 0.999, 0.5, 0.999)
+    assert all(model.select_optimizer(v) is text for v in model.text_encoder.trainable_weights)
+    assert all(model.select_optimizer(v) is image for v in model.image_encoder.trainable_weights)
+    assert len(model.text_encoder.trainable_weights) == 1 + 2 * 4   # embedding; W, U, b_ih, b_hh per direction

@@ -98,13 +98,13 @@ class Config:
 
     @classmethod
     def paper(cls):
-        """``cfg/DAMSM/bird.yml``: CUB, InceptionV3 at 299, batch 48, 600 epochs."""
-        return cls()
+        """``cfg/DAMSM/bird.yml``: CUB, InceptionV3 (ImageNet weights) at 299, batch 48, 600 epochs."""
+        return cls(inception_weights="imagenet")
 
     @classmethod
     def coco(cls):
-        """``cfg/DAMSM/coco.yml``: 15 words, 5 captions per image."""
-        return cls(max_words=15, captions_per_image=5)
+        """``cfg/DAMSM/coco.yml``: as ``paper()`` with 15 words, 5 captions per image."""
+        return cls(inception_weights="imagenet", max_words=15, captions_per_image=5)
 
     @classmethod
     def fast(cls):
@@ -241,7 +241,7 @@ def small_backbone(image_size, filters, name="small_cnn"):
     h, local = images, None
     for k, f in enumerate(filters):
         h = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False, name=f"conv{k}")(h)
-        h = layers.BatchNormalization(name=f"bn{k}")(h)
+        h = layers.BatchNormalization(momentum=0.9, name=f"bn{k}")(h)   # PyTorch's momentum 0.1
         h = layers.LeakyReLU(0.2, name=f"act{k}")(h)
         if k == len(filters) - 2:
             local = h
@@ -424,11 +424,12 @@ class DAMSM(keras.Model):
         text_opt = keras.optimizers.Adam(lr, beta_1=c.beta_1, beta_2=c.beta_2, global_clipnorm=c.rnn_grad_clip,
                                          name="text_adam")
         image_opt = keras.optimizers.Adam(lr, beta_1=c.beta_1, beta_2=c.beta_2, name="image_adam")
-        text_ids = {id(v) for v in self.text_encoder.weights}
+        text_paths = {v.path for v in self.text_encoder.weights}
 
         def select(variable):
-            return text_opt if id(variable) in text_ids else image_opt
+            return text_opt if variable.path in text_paths else image_opt
 
+        self.text_optimizer, self.image_optimizer, self.select_optimizer = text_opt, image_opt, select
         return keras.optimizers.MultiOptimizer(select, name="damsm_adam")
 
     # ---- encoding for evaluation
