@@ -269,3 +269,63 @@ def test_text_gradients_are_clipped_to_global_norm_025_and_image_ones_are_not():
     assert all(model.select_optimizer(v) is text for v in model.text_encoder.trainable_weights)
     assert all(model.select_optimizer(v) is image for v in model.image_encoder.trainable_weights)
     assert len(model.text_encoder.trainable_weights) == 1 + 2 * 4   # embedding; W, U, b_ih, b_hh per direction
+
+
+# --------------------------------------------------------------------------- #
+# Pretraining learns
+# --------------------------------------------------------------------------- #
+def _mean_r_precision(model, dataset, tokenizer, seeds=range(5)):
+    from ganlib import pretrain
+
+    return float(np.mean([pretrain.damsm_r_precision(model, dataset, tokenizer, seed=s) for s in seeds]))
+
+
+def test_pretraining_improves_test_r_precision_and_resumes(tmp_path):
+    """The fast preset on an 800-image SynthBirds (test split: 200 images of 50 unseen classes).
+
+    Measured (TensorFlow, CPU, 5 draws of candidates): untrained 0.010 (chance: 1 / 100), after
+    4 epochs of 18 steps (batch 32) 0.019. Learning from scratch is slow at first (the text
+    encoder's sentence features start almost identical for every caption), so this asserts
+    a strict improvement only. The run resumes from its folder.
+    """
+    from ganlib import pretrain
+    from ganlib.data import open_dataset, synthbirds
+
+    root = synthbirds.generate(tmp_path / "sb", n=800, size=64, seed=0, verbose=False)
+    test = open_dataset("synthbirds", root=root, split="test")
+    config = damsm.Config.fast()
+    keras.utils.set_random_seed(0)
+    untrained = damsm.DAMSM(config)
+    untrained.build()
+    tokenizer = pretrain.damsm_tokenizer(test, config.max_words)
+    before = _mean_r_precision(untrained, test, tokenizer)
+
+    out = tmp_path / "run"
+    history = pretrain.train_damsm(str(out), root=root, config=config, epochs=2, seed=0, verbose=False)
+    with pytest.raises(ValueError, match="resume"):
+        pretrain.train_damsm(str(out), root=root, config=config, epochs=4, verbose=False)
+    history = pretrain.train_damsm(str(out), root=root, config=config, epochs=4, resume=True, seed=0,
+                                   verbose=False)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4] and history[-1]["step"] == 4 * (600 // 32)
+    assert history[-1]["learning_rate"] == pytest.approx(0.002 * 0.98 ** 3)
+    assert history[-1]["loss"] < history[0]["loss"]
+    trained = damsm.DAMSM(config)
+    trained.build()
+    trained.load_weights(str(out / "damsm.weights.h5"))
+    after = _mean_r_precision(trained, test, tokenizer)
+    print(f"test R-precision: untrained {before:.3f}, after 4 epochs {after:.3f}")
+    assert after > before
+
+
+def test_cli_pretrain_damsm_arguments(tmp_path):
+    from ganlib import cli
+
+    args = cli.build_parser().parse_args(["pretrain", "damsm", "--data", "cub", "--root", "r", "--out", "o",
+                                          "--epochs", "3", "--resume"])
+    assert (args.network, args.data, args.root, args.out, args.epochs, args.resume) == ("damsm", "cub", "r", "o", 3, True)
+    assert args.run is cli._pretrain
+    # a bad preset name is refused with a message naming the presets
+    from ganlib import pretrain
+
+    with pytest.raises(ValueError, match="preset must be one of"):
+        pretrain.train_damsm(str(tmp_path / "x"), preset="huge")
