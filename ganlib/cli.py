@@ -13,6 +13,7 @@
     ganlib release NN --out DIR          # student tree: no solutions, no hidden tests
     ganlib autograder NN --out autograder.zip
     ganlib stubs [--check]
+    ganlib pretrain damsm --data synthbirds|cub|coco [--root DIR] --out DIR [--preset fast|paper|coco] [--epochs N] [--resume]
 """
 
 import argparse
@@ -109,6 +110,16 @@ def _stubs(args):
     return stubs.main(["--check"] if args.check else [])
 
 
+def _pretrain(args):
+    from ganlib import pretrain
+
+    preset = args.preset or ("fast" if args.data == "synthbirds" else "coco" if args.data == "coco" else "paper")
+    pretrain.train_damsm(args.out, data=args.data, root=args.root, preset=preset, epochs=args.epochs,
+                         resume=args.resume, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
+                         inception_weights=args.inception_weights)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="ganlib", description="Text-to-image GANs, paper by paper.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +200,23 @@ def build_parser():
         "release", help="write a lesson's student tree (no solutions, no hidden tests)"))
     release.add_autograder_arguments(sub.add_parser(
         "autograder", help="write a lesson's Gradescope autograder zip (hidden tests, offline)"))
+
+    p = sub.add_parser("pretrain", help="pretrain an auxiliary network (damsm: AttnGAN's text and image "
+                                        "encoders); writes weights, metrics.json with test R-precision")
+    p.add_argument("network", choices=["damsm"])
+    p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
+    p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--preset", choices=["fast", "paper", "coco"], default=None,
+                   help="fast: small CNN on 64 px (default for synthbirds); paper: bird.yml, InceptionV3 "
+                        "(default otherwise); coco: coco.yml")
+    p.add_argument("--epochs", type=int, default=None, help="total epochs (default: the preset's)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap on the steps of an epoch")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inception-weights", default=None, help="InceptionV3 weights file (paper/coco presets; "
+                   "default: Keras' ImageNet file, fetched on first use)")
+    p.set_defaults(run=_pretrain)
 
     p = sub.add_parser("stubs", help="regenerate the student stubs from solutions/ (--check: verify)")
     p.add_argument("--check", action="store_true")

@@ -122,3 +122,164 @@ def color_consistency(x_a, x_b, lambda_mean=1.0, lambda_cov=5.0):
     mu_b, sigma_b = colour_statistics(x_b)
     return (lambda_mean * ops.mean(ops.square(mu_a - mu_b))
             + lambda_cov * ops.mean(ops.square(sigma_a - sigma_b)))
+
+
+# --------------------------------------------------------------------------- #
+# AttnGAN's DAMSM (Xu et al. 2018, Sec. 3.2)
+# --------------------------------------------------------------------------- #
+_EXCLUDED = -1e9   # a logit whose exp underflows to exactly 0 (the reference fills -inf)
+
+
+def _masked_softmax(logits, mask, axis):
+    """Softmax over ``axis`` where ``mask`` is 1; masked entries get probability 0."""
+    return ops.softmax(ops.where(mask > 0, logits, _EXCLUDED), axis=axis)
+
+
+def _cosine(x, y, eps=1e-8):
+    r"""$x^\top y / \max(\lVert x\rVert \lVert y\rVert, \epsilon)$ over the last axis.
+
+    Written as ``sqrt(max(|x|^2 |y|^2, eps^2))`` so a zero vector gives 0 with a
+    zero (not NaN) gradient; the value is the reference's clamped cosine.
+    """
+    dot = ops.sum(x * y, axis=-1)
+    norms = ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1) * ops.sum(ops.square(y), axis=-1),
+                                 eps * eps))
+    return dot / norms
+
+
+def word_region_attention(words, regions, word_mask, gamma1=4.0):
+    r"""DAMSM's attention of each word over the image regions (AttnGAN, Eq. 7-9).
+
+    $s = e^\top v$ (Eq. 7) holds the dot product of word $i$ and region $j$. It is
+    normalised over the caption's words (Eq. 8), then sharpened by $\gamma_1$ and
+    normalised over the regions (Eq. 9):
+
+    $$\bar s_{i,j} = \frac{e^{s_{i,j}}}{\sum_k e^{s_{k,j}}},\qquad
+    \alpha_{i,j} = \frac{e^{\gamma_1 \bar s_{i,j}}}{\sum_k e^{\gamma_1 \bar s_{i,k}}}$$
+
+    Only the caption's real words (``word_mask`` 1) take part in the first softmax,
+    as the reference code cuts each caption to its length. Leading axes broadcast
+    (``words (B, 1, T, D)`` with ``regions (1, B, N, D)`` gives every pair).
+
+    Args:
+        words: ``(..., T, D)`` word features $e$.
+        regions: ``(..., N, D)`` region features $v$.
+        word_mask: ``(..., T)``, 1 for real words, 0 for padding.
+        gamma1: $\gamma_1$.
+
+    Returns:
+        ``alpha (..., T, N)``: for each word, weights over the regions summing to 1.
+    """
+    s = ops.matmul(words, ops.swapaxes(regions, -1, -2))              # (..., T, N), Eq. 7
+    s_bar = _masked_softmax(s, word_mask[..., :, None], axis=-2)      # over words, Eq. 8
+    return ops.softmax(gamma1 * s_bar, axis=-1)                       # over regions, Eq. 9
+
+
+def region_context(attention, regions):
+    r"""The region-context vector of each word, $c_i = \sum_j \alpha_{i,j} v_j$ (AttnGAN, Eq. 9).
+
+    Args:
+        attention: ``(..., T, N)`` from :func:`word_region_attention`.
+        regions: ``(..., N, D)``.
+
+    Returns:
+        ``(..., T, D)``.
+    """
+    return ops.matmul(attention, regions)
+
+
+def matching_score(words, context, word_mask, gamma2=5.0):
+    r"""Word-level image-text matching score $R(Q, D)$ (AttnGAN, Eq. 10, as the code computes it).
+
+    Each word is compared with its region context by cosine,
+    $R(c_i, e_i) = c_i^\top e_i / (\lVert c_i\rVert\,\lVert e_i\rVert)$, and the
+    caption's real words are pooled by a log-sum-exp sharpened by $\gamma_2$:
+
+    $$R(Q, D) = \log \sum_{i=1}^{T} \exp\big(\gamma_2 R(c_i, e_i)\big)$$
+
+    The paper raises the sum to the power $1/\gamma_2$ (a smooth maximum over the
+    words); the reference code leaves that exponent out, so its scores are
+    $\gamma_2$ times larger, and $\gamma_3$ was tuned with that scale. We follow
+    the code.
+
+    Args:
+        words: ``(..., T, D)``; context: ``(..., T, D)``; word_mask: ``(..., T)``.
+
+    Returns:
+        ``(...)``.
+    """
+    cos = _cosine(words, context)                                     # (..., T)
+    return ops.log(ops.sum(ops.cast(word_mask, cos.dtype) * ops.exp(gamma2 * cos), axis=-1))
+
+
+def _matching_cross_entropies(scores, class_ids):
+    r"""Both directions' cross-entropies of a score matrix ``scores[i, j]`` (image i, text j).
+
+    $-\log P(D_i \mid Q_i)$ with $P$ the softmax over the batch's texts for image
+    $i$, plus the same over images for text $j$; each averaged over the batch.
+    With ``class_ids``, pairs of different items of the same class are left out
+    of the softmaxes (they are not negatives).
+    """
+    b = ops.shape(scores)[0]
+    if class_ids is not None:
+        c = ops.reshape(ops.cast(class_ids, "int32"), (-1,))
+        same = ops.logical_and(ops.equal(c[:, None], c[None, :]),
+                               ops.logical_not(ops.eye(b, dtype="bool")))
+        scores = ops.where(same, _EXCLUDED, scores)
+    true = ops.diagonal(scores)
+    loss_images = ops.mean(ops.logsumexp(scores, axis=1) - true)     # image -> its caption
+    loss_texts = ops.mean(ops.logsumexp(scores, axis=0) - true)      # caption -> its image
+    return loss_images + loss_texts
+
+
+def damsm_word_scores(regions, words, lengths, gamma1=4.0, gamma2=5.0):
+    r"""$R(Q_i, D_j)$ for every image $i$ and caption $j$ of a batch: ``(B, B)``.
+
+    One batched computation over all pairs (the reference loops over captions).
+    """
+    regions = ops.cast(regions, "float32")
+    words = ops.cast(words, "float32")
+    t = ops.shape(words)[1]
+    mask = ops.cast(ops.arange(t)[None, :] < ops.cast(ops.reshape(lengths, (-1, 1)), "int32"),
+                    "float32")                                        # (B, T)
+    w = words[None, :, :, :]                                          # (1, B_text, T, D)
+    v = regions[:, None, :, :]                                        # (B_img, 1, N, D)
+    m = mask[None, :, :]                                              # (1, B_text, T)
+    alpha = word_region_attention(w, v, m, gamma1)                    # (B_img, B_text, T, N)
+    context = region_context(alpha, v)                                # (B_img, B_text, T, D)
+    return matching_score(w, context, m, gamma2)                      # (B_img, B_text)
+
+
+def damsm_loss(regions, image_code, words, sentence, lengths, gamma1=4.0, gamma2=5.0,
+               gamma3=10.0, class_ids=None):
+    r"""The DAMSM loss of AttnGAN (Xu et al. 2018, Sec. 3.2), as the reference code computes it.
+
+    Word level: $R(Q_i, D_j)$ from :func:`word_region_attention`,
+    :func:`region_context` and :func:`matching_score` for every image $Q_i$ and
+    caption $D_j$ of the batch; the posterior of the true caption is a softmax
+    of $\gamma_3 R$ over the batch's captions,
+    $P(D_i|Q_i) = e^{\gamma_3 R(Q_i, D_i)} / \sum_j e^{\gamma_3 R(Q_i, D_j)}$, and
+    $L^w = -\tfrac1B\sum_i \log P(D_i|Q_i) - \tfrac1B\sum_i \log P(Q_i|D_i)$.
+    Sentence level: the same with $R(Q, D) = \cos(\bar v, \bar e)$.
+    Each direction is a cross-entropy averaged over the batch, as the
+    reference's ``nn.CrossEntropyLoss`` (the paper writes sums).
+
+    Args:
+        regions: ``(B, N, D)`` image region features $v$ (e.g. 17x17 = 289 regions).
+        image_code: ``(B, D)`` global image feature $\bar v$.
+        words: ``(B, T, D)`` word features $e$, padded after each caption's length.
+        sentence: ``(B, D)`` sentence feature $\bar e$.
+        lengths: ``(B,)`` number of real words per caption (>= 1).
+        gamma1, gamma2, gamma3: the smoothing factors (4, 5, 10 in the reference).
+        class_ids: optional ``(B,)``: items of the same class are not used as
+            negatives of each other.
+
+    Returns:
+        ``(word_loss, sentence_loss)``, scalars, each the sum of the two directions.
+    """
+    word_scores = gamma3 * damsm_word_scores(regions, words, lengths, gamma1, gamma2)
+    image_code = ops.cast(image_code, "float32")
+    sentence = ops.cast(sentence, "float32")
+    sentence_scores = gamma3 * _cosine(image_code[:, None, :], sentence[None, :, :])
+    return (_matching_cross_entropies(word_scores, class_ids),
+            _matching_cross_entropies(sentence_scores, class_ids))

@@ -25,6 +25,7 @@ accuracies and the settings in ``pretrained.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -288,6 +289,131 @@ def train_encoder(out=ASSETS, epochs=20, seed=0, per_species=50, test_per_specie
     _update_json(out, "sentence_encoder", record)
     _log(f"saved {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     return record
+
+
+# --------------------------------------------------------------------------- #
+# DAMSM (AttnGAN's text and image encoders)
+# --------------------------------------------------------------------------- #
+DAMSM_PRESETS = ("fast", "paper", "coco")
+
+
+def damsm_tokenizer(dataset, max_words):
+    """The shipped vocabulary for SynthBirds, else one built from the split's captions."""
+    from ganlib.text import Tokenizer
+
+    if dataset.name == "synthbirds":
+        return Tokenizer.default(max_words)
+    return Tokenizer.from_texts([c for cs in dataset.captions for c in cs], max_words=max_words)
+
+
+def damsm_r_precision(model, dataset, tokenizer, candidates=100, seed=0):
+    """R-precision of a DAMSM on a split: every image against its caption and 99 others.
+
+    One caption per image (drawn with ``seed``); images uncropped by augmentation,
+    resized to the model's input; cosine of the global image code and the sentence
+    feature (:func:`ganlib.metrics.r_precision`). With fewer than ``candidates``
+    images, all of them are the candidates.
+    """
+    from ganlib import metrics
+
+    c = model.config
+    images = dataset.images(c.image_size).astype("float32") / 127.5 - 1.0
+    rng = np.random.default_rng(seed)
+    captions = [caps[rng.integers(len(caps))] for caps in dataset.captions]
+    tokens = tokenizer(captions)[:, :c.max_words]
+    image_codes = model.encode_images(images)
+    text_codes = model.encode_captions(tokens)
+    return metrics.r_precision(image_codes, text_codes, candidates=min(candidates, len(images)), seed=seed)
+
+
+def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, resume=False,
+                steps_per_epoch=None, seed=0, config=None, inception_weights=None, verbose=True):
+    """Pretrain DAMSM as ``pretrain_DAMSM.py`` does, resumably.
+
+    Each epoch: a fresh Adam at the epoch's learning rate (the reference builds a
+    new optimiser every epoch, so no optimiser state carries over; lr x 0.98 per
+    epoch down to a tenth), one pass over the train split (random crop + flip,
+    one random caption per image), then R-precision (100 candidates) on the test
+    split. After each epoch ``out`` holds ``damsm.weights.h5``, ``config.json``,
+    ``vocab.txt``, ``state.json`` (the next epoch) and ``metrics.json`` (a list of
+    records ``{"epoch", "step", "learning_rate", "loss", "word_loss",
+    "sentence_loss", "r_precision"}``); ``resume=True`` continues from there.
+
+    Args:
+        out: run folder.
+        data, root: dataset name and folder (``ganlib.data.open_dataset``).
+        preset: ``"fast"`` (SynthBirds, small CNN), ``"paper"`` (bird.yml) or ``"coco"``.
+        epochs: total epochs (default: the config's).
+        steps_per_epoch: cap on the steps of an epoch (default: one pass).
+        config: a :class:`ganlib.models.damsm.Config`, instead of ``preset``.
+        inception_weights: overrides the config's (a path to InceptionV3 weights).
+
+    Returns:
+        The list of metric records.
+    """
+    import keras
+
+    from ganlib.data import open_dataset
+    from ganlib.models import damsm
+
+    if config is None:
+        if preset not in DAMSM_PRESETS:
+            raise ValueError(f"preset must be one of {DAMSM_PRESETS}, got {preset!r}")
+        config = getattr(damsm.Config, preset)()
+    if inception_weights is not None:
+        config = dataclasses.replace(config, inception_weights=inception_weights)
+    epochs = config.epochs if epochs is None else int(epochs)
+    os.makedirs(out, exist_ok=True)
+    state_path = os.path.join(out, "state.json")
+    weights_path = os.path.join(out, "damsm.weights.h5")
+    if os.path.exists(state_path) and not resume:
+        raise ValueError(f"{out} already holds a DAMSM run ({state_path}); pass resume=True (--resume) "
+                         f"to continue it, or choose another folder")
+    keras.utils.set_random_seed(seed)
+    train = open_dataset(data, root=root, split="train")
+    test = open_dataset(data, root=root, split="test")
+    tokenizer = damsm_tokenizer(train, config.max_words)
+    model = damsm.DAMSM(config, vocabulary_size=tokenizer.vocabulary_size)
+    model.build()
+    start, history = 0, []
+    if resume and os.path.exists(state_path):
+        with open(state_path) as f:
+            start = int(json.load(f)["epoch"])
+        with open(os.path.join(out, "metrics.json")) as f:
+            history = json.load(f)
+        model.load_weights(weights_path)
+        if verbose:
+            _log(f"damsm: resuming {out} at epoch {start}")
+    tokenizer.save(os.path.join(out, "vocab.txt"))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump({"config": config.to_dict(), "data": data, "vocabulary_size": tokenizer.vocabulary_size},
+                  f, indent=1)
+    batches = len(train) // config.batch_size
+    steps = batches if steps_per_epoch is None else min(batches, int(steps_per_epoch))
+    step = start * steps
+    for epoch in range(start, epochs):
+        lr = config.learning_rate_at(epoch)
+        model.compile(learning_rate=lr)                       # a fresh Adam, as the reference
+        pipe = train.pipeline(batch_size=config.batch_size, image_size=config.image_size, tokenizer=tokenizer,
+                              max_words=config.max_words, wrong=None, seed=seed * 100003 + epoch,
+                              repeat=False)
+        t0 = time.time()
+        hist = model.fit(pipe.take(steps), epochs=1, verbose=0)
+        step += steps
+        record = {"epoch": epoch + 1, "step": step, "learning_rate": lr,
+                  **{k: float(v[-1]) for k, v in hist.history.items()},
+                  "r_precision": damsm_r_precision(model, test, tokenizer, seed=seed)}
+        history.append(record)
+        model.save_weights(weights_path)
+        with open(os.path.join(out, "metrics.json"), "w") as f:
+            json.dump(history, f, indent=1)
+        with open(state_path, "w") as f:
+            json.dump({"epoch": epoch + 1}, f)
+        if verbose:
+            _log(f"damsm epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f} (words {record['word_loss']:.3f}, "
+                 f"sentence {record['sentence_loss']:.3f}), test R-precision {record['r_precision']:.3f}, "
+                 f"lr {lr:.5f} ({time.time() - t0:.0f}s)")
+    return history
 
 
 def _update_json(out, key, record):
