@@ -46,10 +46,13 @@ def test_make_config_names_unknown_variants_fields_and_presets():
 
 
 def test_batch_specs_ask_for_what_each_reference_trains_on():
-    """The paper presets: GAN-INT-CLS and StackGAN average 4 caption embeddings; StackGAN and
-    StackGAN++ pair the right text with a wrong *image*; StackGAN++ gets the image pyramid."""
+    """The paper presets: GAN-INT-CLS and StackGAN average 4 caption embeddings (the reference data's
+    char-CNN-RNN embeddings); all three pair the right text with a wrong *image* (a real image of
+    another class), as their reference code does; StackGAN++ gets the image pyramid."""
     b = models.get("cgan").batch(cgan.Config.paper())
-    assert (b.image_size, b.captions, b.wrong, b.text, b.pyramid) == (64, 4, "caption", "tokens", ())
+    assert (b.image_size, b.captions, b.wrong, b.text, b.pyramid) == (64, 4, "image", "embeddings", ())
+    b = models.get("cgan").batch(cgan.Config.fast())
+    assert (b.captions, b.wrong, b.text) == (1, "caption", "tokens")
     b = models.get("stackgan").batch(stackgan.Config.paper(stage=2))
     assert (b.image_size, b.captions, b.wrong) == (256, 4, "image")
     b = models.get("stackganpp").batch(stackganpp.Config.paper())
