@@ -30,6 +30,14 @@ interpolated embeddings $\beta t_1 + (1 - \beta) t_2$ ($\beta = 0.5$), which hav
 no real image, so only the "fool D" term applies to them:
 
 $$L_G \mathrel{+}= \mathrm{bce}\big(D(G(z, \beta t_1 + (1-\beta) t_2), \beta t_1 + (1-\beta) t_2), 1\big)$$
+
+The paper writes this term beside the fake term unweighted; the reference code interpolates B/2
+pairs (the first half of the batch with the second) and pools them with the B fakes in one
+weighted mean, so the INT term weighs half the fake term (`int_pairs`, `int_reduction`).
+Interpolated embeddings are not renormalised: the reference mixes raw char-CNN-RNN embeddings
+as they are. With the SynthBirds encoder, whose embeddings are rescaled to norm $\sqrt d$, the
+midpoint of two of them is shorter (by $\cos(\theta/2)$ for an angle $\theta$ between them):
+the mix stays on the segment the paper interpolates along, not on the sphere.
 """
 
 from dataclasses import dataclass
