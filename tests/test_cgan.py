@@ -12,7 +12,7 @@ from ganlib import losses
 from ganlib.layers import ReplicateConcat
 from ganlib.models import cgan
 from ganlib.training import enable_determinism
-from network_refs import layer_sequence, numpy_conv_same
+from network_refs import layer_sequence, numpy_conv_same, randomize_weights
 
 TINY = cgan.Config.fast().replace(image_size=16, z_dim=16, proj_dim=32, ngf=16, ndf=16, batch_size=32,
                                   lr=1e-3, lr_decay_every=0, eval_samples=100, ema_decay=0.0)
@@ -128,10 +128,7 @@ def test_bottleneck_residual_block_computes_x_plus_f_of_x():
     cfg = cgan.Config.paper()
     inputs = keras.Input((4, 4, 8))
     block = keras.Model(inputs, cgan.residual_block(inputs, cfg, lambda: keras.layers.LeakyReLU(0.2)))
-    for layer in block.layers:
-        if layer.weights:
-            layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else
-                               rng.normal(0, 0.5, w.shape) for w in layer.weights])
+    randomize_weights(block, rng)
     convs = [layer for layer in block.layers if isinstance(layer, keras.layers.Conv2D)]
     norms = [layer for layer in block.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert [c.kernel.shape for c in convs] == [(1, 1, 8, 2), (3, 3, 2, 2), (3, 3, 2, 8)]

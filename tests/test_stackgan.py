@@ -14,7 +14,7 @@ from ganlib import losses, runs
 from ganlib import analysis
 from ganlib.models import stackgan
 from ganlib.training import enable_determinism
-from network_refs import layer_sequence, numpy_conv_same
+from network_refs import layer_sequence, numpy_conv_same, randomize_weights
 
 # One network shape for every test (JAX compiles each new shape once, so it pays to share it).
 TINY = stackgan.Config.fast().replace(stage1_size=16, stage2_size=32, z_dim=16, ca_dim=16, ngf=16, ndf=16,
@@ -200,10 +200,7 @@ def test_bottleneck_block_computes_x_plus_f_of_x():
     rng = np.random.default_rng(0)
     inputs = keras.Input((4, 4, 8))
     block = keras.Model(inputs, stackgan.bottleneck_block(inputs, stackgan.Config.paper(), keras.layers.ReLU))
-    for layer in block.layers:
-        if layer.weights:
-            layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else
-                               rng.normal(0, 0.5, w.shape) for w in layer.weights])
+    randomize_weights(block, rng)
     convs = [layer for layer in block.layers if isinstance(layer, keras.layers.Conv2D)]
     norms = [layer for layer in block.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert [c.kernel.shape for c in convs] == [(1, 1, 8, 2), (3, 3, 2, 2), (3, 3, 2, 8)]
