@@ -52,9 +52,6 @@ from ganlib.models.base import PaperConfig, PaperGAN, num_upsamplings, score_log
 from ganlib.models.registry import PaperSpec, Variant, batch_for
 
 
-# CUB-200-2011's train+val classes (Reed et al.'s `trainvalids.txt`, 150 classes): 8855 images.
-CUB_TRAIN_IMAGES = 8855
-
 _CHOICES = {"init": ("reference", "keras"), "int_pairs": ("halves", "roll"),
             "int_reduction": ("pooled", "separate"), "wrong": ("image", "caption")}
 
