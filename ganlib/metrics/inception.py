@@ -46,7 +46,7 @@ import os
 import numpy as np
 
 from ganlib.metrics.images import as_model_images
-from ganlib.metrics.scores import feature_statistics, frechet_distance, inception_score
+from ganlib.metrics.scores import feature_statistics, frechet_distance, inception_score, statistics_pair
 
 INPUT_SIZE = 299
 NUM_CLASSES = 1000
@@ -230,11 +230,8 @@ def inception_metrics(images, real_statistics, network=None, splits=10, batch_si
     Returns:
         dict with ``fid``, ``inception_score``, ``inception_score_std`` (Python floats).
     """
-    try:
-        mu, sigma = real_statistics
-    except (TypeError, ValueError):
-        raise ValueError("inception_metrics: `real_statistics` must be a (mu, sigma) pair from "
-                         "ganlib.metrics.inception_statistics or load_statistics") from None
+    mu, sigma = statistics_pair(real_statistics, "inception_metrics",
+                                "ganlib.metrics.inception_statistics or load_statistics")
     network = network if network is not None else default_inception()
     out = network.predict(images, batch_size=batch_size)
     n = out["probs"].shape[0]

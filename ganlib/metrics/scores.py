@@ -51,6 +51,15 @@ def inception_score(probs, splits=10):
 # --------------------------------------------------------------------------- #
 # Frechet distance
 # --------------------------------------------------------------------------- #
+def statistics_pair(real_statistics, caller, source):
+    """`(mu, sigma)` from `real_statistics`; ValueError naming `caller` and where the pair comes from."""
+    try:
+        mu, sigma = real_statistics
+    except (TypeError, ValueError):
+        raise ValueError(f"{caller}: `real_statistics` must be a (mu, sigma) pair from {source}") from None
+    return mu, sigma
+
+
 def feature_statistics(features):
     """Mean and covariance (``np.cov(rowvar=False)``, unbiased) of (N, F) features."""
     f = np.asarray(features, dtype=np.float64)

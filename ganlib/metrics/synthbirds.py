@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ganlib.metrics.images import as_model_images
-from ganlib.metrics.scores import feature_statistics, frechet_distance, inception_score
+from ganlib.metrics.scores import feature_statistics, frechet_distance, inception_score, statistics_pair
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 EVALUATOR_WEIGHTS = os.path.join(ASSETS, "evaluator.weights.h5")
@@ -228,11 +228,7 @@ def evaluate_images(images, captions, real_statistics, evaluator=None, splits=10
     captions = list(captions) if not isinstance(captions, str) else captions
     if isinstance(captions, str) or len(captions) != x.shape[0]:
         raise ValueError(f"evaluate_images: `captions` must be a list of {x.shape[0]} strings (one per image)")
-    try:
-        mu, sigma = real_statistics
-    except (TypeError, ValueError):
-        raise ValueError("evaluate_images: `real_statistics` must be a (mu, sigma) pair "
-                         "from ganlib.metrics.real_statistics") from None
+    mu, sigma = statistics_pair(real_statistics, "evaluate_images", "ganlib.metrics.real_statistics")
     evaluator = evaluator if evaluator is not None else default_evaluator()
     out = evaluator.predict(x)
 
