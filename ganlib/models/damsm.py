@@ -23,9 +23,15 @@ user has them, frozen); on SynthBirds a small CNN trained from scratch with the
 same interface. DAMSM is a helper network, not a GAN: it is not in
 ``ganlib.models.MODELS``; ``ganlib pretrain damsm`` trains it.
 
+The SynthBirds DAMSM ships in ``ganlib/assets/damsm_synthbirds`` (its test
+R-precision in ``ganlib/assets/pretrained.json``): :func:`load_pretrained` gives it
+with its tokenizer, frozen encoders are the caller's choice.
+
+    >>> model, tokenizer = load_pretrained()                 # doctest: +SKIP
+    >>> words, sentence = model.text_encoder(tokenizer(["a red bird with blue wings"]))  # doctest: +SKIP
     >>> model = DAMSM(Config.fast(), vocabulary_size=100)   # doctest: +SKIP
     >>> out = model({"image": images, "tokens": tokens})    # doctest: +SKIP
-    >>> out["regions"].shape, out["words"].shape            # (B, 64, 128), (B, 18, 128)
+    >>> out["regions"].shape, out["words"].shape            # (B, 64, 64), (B, 18, 64)
 """
 
 from __future__ import annotations
