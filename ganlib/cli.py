@@ -5,6 +5,7 @@
     ganlib data check cub|flowers|coco|synthbirds|synthstreets|cityscapes [--root DIR] [--no-decode]
     ganlib models                                   # the papers, their variants and presets
     ganlib train cgan --preset fast|paper [--variant NAME] [--data NAME --root DIR] [--steps N] --out DIR [--resume]
+    ganlib train cgan --data cub --text-encoder damsm:DIR --out DIR   # sentence features of a pretrained DAMSM
     ganlib train stackgan --preset fast --out DIR   # OUT/stage1, then OUT/stage2
     ganlib evaluate RUN_DIR
     ganlib leaderboard --out DIR                     # every fast preset on one SynthBirds evaluation
@@ -53,7 +54,8 @@ def _train(args):
     from ganlib import runs
 
     runs.train(args.model, preset=args.preset, data=args.data, root=args.root, steps=args.steps,
-               out=args.out, resume=args.resume, tensorboard=args.tensorboard, variant=args.variant)
+               out=args.out, resume=args.resume, tensorboard=args.tensorboard, variant=args.variant,
+               text_encoder=args.text_encoder)
     return 0
 
 
@@ -162,6 +164,10 @@ def build_parser():
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/logs")
     p.add_argument("--variant", default=None, help="a variant of the model (`ganlib models` lists them), e.g. "
                    "cgan: class; stackgan: no-ca; stackganpp: unconditional")
+    p.add_argument("--text-encoder", default=None, metavar="NAME",
+                   help="text models' sentence encoder: synthbirds (lessons 01-03's default on SynthBirds), "
+                        "damsm (the shipped SynthBirds DAMSM) or damsm:DIR (a DAMSM pretrained with "
+                        "`ganlib pretrain damsm --out DIR`, e.g. on real captions)")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("models", help="list the papers, their variants and presets")
