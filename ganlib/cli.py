@@ -4,6 +4,7 @@
     ganlib data check cub|flowers|coco|synthbirds [--root DIR] [--no-decode]
     ganlib models                                   # the papers, their variants and presets
     ganlib train cgan --preset fast|paper [--variant NAME] [--data NAME --root DIR] [--steps N] --out DIR [--resume]
+    ganlib train cgan ... --devices N               # data-parallel (JAX, TensorFlow); README: several hosts
     ganlib train stackgan --preset fast --out DIR   # OUT/stage1, then OUT/stage2
     ganlib evaluate RUN_DIR
     ganlib leaderboard --out DIR                     # every fast preset on one SynthBirds evaluation
@@ -46,7 +47,9 @@ def _train(args):
     from ganlib import runs
 
     runs.train(args.model, preset=args.preset, data=args.data, root=args.root, steps=args.steps,
-               out=args.out, resume=args.resume, tensorboard=args.tensorboard, variant=args.variant)
+               out=args.out, resume=args.resume, tensorboard=args.tensorboard, variant=args.variant,
+               devices=args.devices, coordinator=args.coordinator, num_processes=args.num_processes,
+               process_id=args.process_id)
     return 0
 
 
@@ -152,6 +155,12 @@ def build_parser():
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/logs")
     p.add_argument("--variant", default=None, help="a variant of the model (`ganlib models` lists them), e.g. "
                    "cgan: class; stackgan: no-ca; stackganpp: unconditional")
+    p.add_argument("--devices", type=int, default=None, help="train data-parallel on N devices of this host "
+                   "(per process); the preset's batch size is the global batch (JAX, TensorFlow)")
+    p.add_argument("--coordinator", default=None, help="several processes (JAX): HOST:PORT of process 0 "
+                   "(or set KERAS_DISTRIBUTION_JOB_ADDRESSES)")
+    p.add_argument("--num-processes", type=int, default=None, help="several processes (JAX): how many")
+    p.add_argument("--process-id", type=int, default=None, help="several processes (JAX): this one's index")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("models", help="list the papers, their variants and presets")

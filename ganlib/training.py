@@ -530,13 +530,13 @@ def replica_count():
     return _tensorflow_replicas()
 
 
-def is_chief():
-    """True in the process that writes files (process 0 of a multi-process run)."""
+def process_index():
+    """This process's index among the processes training together (0 when alone)."""
     if BACKEND == "jax":
         import jax
 
-        return jax.process_index() == 0
-    return True
+        return jax.process_index()
+    return 0
 
 
 def _limit_torch_cpu_threads():
