@@ -24,9 +24,15 @@ How each backend does it:
   hold all of their state, so Keras' JAX trainer threads it through `fit()` and
   `.keras` files save it.
 
+Data parallelism (`data_parallel(n)`, `ganlib train --devices N`): JAX shards each batch over
+the devices of `keras.distribution.DataParallel` (one or several processes) and compiles the
+same step; TensorFlow runs the step once per `MirroredStrategy` replica on its share, with
+the losses scaled by 1/replicas, BatchNorm synchronised and the global batch's noise split.
+
 Subclass contract (all `keras.ops`, no backend code):
 
-* `sample_noise(batch)` -> every random input of the generator (a pytree);
+* `sample_noise(batch)` -> every random input of the generator (a pytree; on several
+  TensorFlow replicas each tensor's first axis is split over them);
 * `generator_outputs(batch, noise, training)` -> dict of float tensors: the
   fakes and everything the generator loss needs from G (e.g. CA's mu, logvar);
 * `discriminator_loss(batch, fakes, training)` -> `(loss, logs)`;
@@ -146,7 +152,7 @@ class AdversarialModel(keras.Model):
         """TensorFlow replicas: BatchNorm statistics over the global batch (as on one device
         and as JAX's data parallelism computes them), not over each replica's share."""
         for network in [self.generator, *self.discriminators]:
-            for layer in network._flatten_layers(include_self=False):
+            for layer in network._flatten_layers(include_self=False):   # nested blocks included
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.synchronized = True
 
@@ -245,7 +251,7 @@ class AdversarialModel(keras.Model):
 
         context = tf.distribute.get_replica_context()
         n, i = context.num_replicas_in_sync, context.replica_id_in_sync_group
-        whole = tf.nest.map_structure(lambda t: tf.concat([t] * n, axis=0), data)
+        whole = tf.nest.map_structure(lambda t: tf.concat([t] * n, axis=0) if isinstance(t, tf.Tensor) else t, data)
         state = self.noise_seed.state
         with keras.StatelessScope(state_mapping=[(state, state.value)]) as scope:
             noise = self.sample_noise(whole)

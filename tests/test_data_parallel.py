@@ -44,7 +44,7 @@ def _start(backend, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _result(process, timeout=300):
+def _result(process, timeout=1200):   # generous: a loaded shared machine is ~10x slower
     try:
         out, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -69,8 +69,14 @@ def runs():
     started = {backend: _start(backend, "--host-devices", 2, "--devices", 2) for backend in ("jax", "tensorflow")}
     members = [_start("jax", "--scenario", "processes", "--host-devices", 1, "--coordinator", f"localhost:{port}",
                       "--num-processes", 2, "--process-id", i) for i in range(2)]
-    results = {backend: _result(p) for backend, p in started.items()}
-    results["processes"] = [_result(p) for p in members]
+    try:
+        results = {backend: _result(p) for backend, p in started.items()}
+        results["processes"] = [_result(p) for p in members]
+    finally:
+        for p in [*started.values(), *members]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     return results
 
 
