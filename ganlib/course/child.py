@@ -20,7 +20,9 @@ only (see `encode`: JSON plus numpy arrays in .npy format, never pickles). Reque
         float array argument, by the backend's autodiff.
     {"op": "model", "name", "input_shape", "args", "weights", "x"}
         build keras.Model(inputs, name(inputs, *args)), set the given layers' weights,
-        run it on x in inference mode; answer its layers, weights and output.
+        run it on x in inference mode; answer its layers, weights and output. A list
+        of shapes makes one input each, passed as name(input_1, input_2, ..., *args),
+        and x is then a list of arrays.
 
 Before importing the submission the child sandboxes itself: resource limits are set
 by the parent (preexec), and on Linux with Landlock the process loses the right to
@@ -352,8 +354,9 @@ def call_compiled(fn, args, kwargs, gradient):
 
 def build_model(fn, input_shape, args, weights, x):
     import keras
-    inputs = keras.Input(tuple(input_shape))
-    out = fn(inputs, *args)
+    several = bool(input_shape) and isinstance(input_shape[0], (list, tuple))
+    inputs = [keras.Input(tuple(s)) for s in input_shape] if several else keras.Input(tuple(input_shape))
+    out = fn(*inputs, *args) if several else fn(inputs, *args)
     if out is None:
         return None
     model = keras.Model(inputs, out)
