@@ -58,7 +58,7 @@ from ganlib.course.static import free_answers
 
 __all__ = [
     "ChildDied", "GradingError", "GradingTimeout", "Limits", "Submission", "SubmissionError",
-    "SubmissionImportError", "add_arguments", "check_backend", "check_close",
+    "SubmissionImportError", "add_arguments", "check_backend", "check_batch_norm", "check_close",
     "exercise_of", "find_repo_root", "find_test_file", "grade", "is_manual", "main",
     "manual_records", "numeric_gradient", "reflection_answer", "run_from_args", "to_numpy",
 ]
@@ -227,6 +227,15 @@ def layers_of(layers, kind, name, count=None):
     if count is not None and len(found) != count:
         raise AssertionError(f"{name} built {len(found)} {kind} layer(s); expected {count}")
     return found
+
+
+def check_batch_norm(layers, name, momentum, epsilon, advice):
+    """Assert that every BatchNormalization of a `run_block` listing has this momentum and
+    epsilon; the message names `name` and gives `advice` (what to pass, and why)."""
+    for bn in layers_of(layers, "BatchNormalization", name):
+        got = bn["config"]["momentum"], bn["config"]["epsilon"]
+        if abs(got[0] - momentum) > 1e-9 or abs(got[1] - epsilon) > 1e-12:
+            raise AssertionError(f"{name}: {advice}; got momentum {got[0]}, epsilon {got[1]}")
 
 
 def find_repo_root(start=None):

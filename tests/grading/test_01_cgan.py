@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ganlib.course import numpy_layers as nl
-from ganlib.course.grading import check_close, layers_of, run_block, to_numpy
+from ganlib.course.grading import check_batch_norm, check_close, layers_of, run_block, to_numpy
 
 
 # The exercises may import nothing from ganlib: every piece of it is written here.
@@ -279,11 +279,8 @@ def test_discriminator_head_layers(exercises):
             raise AssertionError(f"{name}: the 4x4 Conv2D must give 1 logit with padding 'valid' and a "
                                  f"bias; got {config['filters']} filters, padding {config['padding']!r}, "
                                  f"use_bias={config['use_bias']}")
-    (bn,) = layers_of(layers, "BatchNormalization", name, 1)
-    if abs(bn["config"]["momentum"] - 0.99) > 1e-9 or abs(bn["config"]["epsilon"] - 1e-3) > 1e-12:
-        raise AssertionError(f"{name}: use BatchNormalization() with Keras' defaults (momentum 0.99, "
-                             f"epsilon 1e-3, as Config.fast()); got momentum {bn['config']['momentum']}, "
-                             f"epsilon {bn['config']['epsilon']}")
+    check_batch_norm(layers, name, 0.99, 1e-3, "use BatchNormalization() with Keras' defaults (momentum "
+                     "0.99, epsilon 1e-3, as Config.fast())")
     slopes = [layer["config"]["negative_slope"] for layer in layers_of(layers, "LeakyReLU", name)]
     if len(slopes) != 2 or any(abs(a - 0.2) > 1e-9 for a in slopes):
         raise AssertionError(f"{name}: expected two LeakyReLU(0.2) (after the Dense and after the BN), "

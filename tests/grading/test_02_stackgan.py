@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ganlib.course import numpy_layers as nl
-from ganlib.course.grading import check_close, layers_of, run_block, to_numpy
+from ganlib.course.grading import check_batch_norm, check_close, layers_of, run_block, to_numpy
 
 
 # ganlib names the exercises may use (the stubs point to them); every other ganlib
@@ -179,11 +179,8 @@ def test_joint_encoder_layers(exercises):
     if biases != [True, False, False, False]:
         raise AssertionError(f"{name}: only the first Conv2D has a bias (a BN follows each of the others); "
                              f"got use_bias {biases}")
-    for bn in layers_of(layers, "BatchNormalization", name, 3):
-        if abs(bn["config"]["momentum"] - 0.9) > 1e-9 or abs(bn["config"]["epsilon"] - 1e-5) > 1e-12:
-            raise AssertionError(f"{name}: give each BatchNormalization the reference code's momentum=0.9, "
-                                 f"epsilon=1e-5; got momentum {bn['config']['momentum']}, epsilon "
-                                 f"{bn['config']['epsilon']}")
+    check_batch_norm(layers, name, 0.9, 1e-5, "give each BatchNormalization the reference code's "
+                     "momentum=0.9, epsilon=1e-5")
 
 
 @pytest.mark.exercise(4)

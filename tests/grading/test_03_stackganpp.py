@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ganlib.course import numpy_layers as nl
-from ganlib.course.grading import check_close, layers_of, run_block, to_numpy
+from ganlib.course.grading import check_batch_norm, check_close, layers_of, run_block, to_numpy
 
 
 # ganlib names the exercises may use (the stubs point to them); every other ganlib
@@ -125,11 +125,8 @@ def test_tree_node_layers(exercises):
                                  f"kernel_initializer 'orthogonal'; got kernel {tuple(config['kernel_size'])}, "
                                  f"padding {config['padding']!r}, use_bias {config['use_bias']}, "
                                  f"initializer {init}")
-    for bn in layers_of(layers, "BatchNormalization", name):
-        if abs(bn["config"]["momentum"] - 0.9) > 1e-9 or abs(bn["config"]["epsilon"] - 1e-5) > 1e-12:
-            raise AssertionError(f"{name}: give each BatchNormalization the reference code's momentum=0.9, "
-                                 f"epsilon=1e-5; got momentum {bn['config']['momentum']}, epsilon "
-                                 f"{bn['config']['epsilon']}")
+    check_batch_norm(layers, name, 0.9, 1e-5, "give each BatchNormalization the reference code's "
+                     "momentum=0.9, epsilon=1e-5")
     (up,) = layers_of(layers, "UpSampling2D", name, 1)
     if up["config"]["interpolation"] != "nearest" or tuple(up["config"]["size"]) != (2, 2):
         raise AssertionError(f"{name}: upsample with UpSampling2D(2, interpolation='nearest'); got size "
