@@ -201,22 +201,32 @@ def check_backend(function, args, reference, name, kwargs=None, gradient=True, a
 
 def run_block(function, input_shape, args, x, name, seed=0):
     """Build the Keras block `function(inputs..., *args)` (an `exercises.<name>` that
-    builds layers) in the sandbox, give each BatchNormalization layer random statistics
-    (`numpy_layers.random_batch_norm`), and run it on `x` in inference mode.
+    builds layers) in the sandbox, set EVERY weight of it to values drawn here
+    (BatchNormalization: `numpy_layers.random_batch_norm`, statistics far from the
+    identity; kernels N(0, 1/fan_in); biases N(0, 0.1^2)), and run it on `x` in
+    inference mode.
 
     `input_shape` is one shape or a list of shapes (one input each, `x` then a list).
     Returns (output, layers): layers is the built model's list of {"class", "config",
-    "weights"} in Keras' order, for a numpy reference to recompute the output from.
+    "weights"} in Keras' order, the weights being the ones drawn here (not read back
+    from the child), for a numpy reference to recompute the output from.
     """
     from ganlib.course.numpy_layers import random_batch_norm
     built = function.model(input_shape, *args)
     if built is None:
         raise AssertionError(f"{name} returned None; did you forget a `return`?")
     rng = np.random.default_rng(seed)
-    weights = {i: random_batch_norm(rng, len(built["weights"][i][0]))
-               for i, layer in enumerate(built["layers"]) if layer["class"] == "BatchNormalization"}
+    weights = {}
+    for i, (layer, current) in enumerate(zip(built["layers"], built["weights"])):
+        shapes = [np.shape(w) for w in current]
+        if layer["class"] == "BatchNormalization" and len(shapes) == 4:
+            weights[i] = random_batch_norm(rng, shapes[0][0])
+        elif shapes:
+            weights[i] = [(rng.normal(size=s) / np.sqrt(max(1, int(np.prod(s[:-1])))) if len(s) > 1
+                           else rng.normal(size=s) * 0.1).astype(np.float32) for s in shapes]
     run = function.model(input_shape, *args, weights=weights, x=x)
-    layers = [dict(layer, weights=w) for layer, w in zip(run["layers"], run["weights"])]
+    layers = [dict(layer, weights=weights.get(i, []))
+              for i, layer in enumerate(run["layers"])]
     return run["output"], layers
 
 
