@@ -1,8 +1,9 @@
-"""Train the shipped SynthBirds networks: the sentence encoder and the evaluator.
+"""Train the shipped SynthBirds networks: the sentence encoder, the evaluator and the DAMSM.
 
     python -m ganlib.pretrain encoder   [--out ganlib/assets] [--epochs N] [--seed S]
     python -m ganlib.pretrain evaluator [--out ganlib/assets] [--epochs N] [--seed S]
     python -m ganlib.pretrain all
+    python -m ganlib pretrain damsm --data synthbirds --out ganlib/assets/damsm_synthbirds   # train_damsm
 
 Both render their SynthBirds training images in memory (no files), train on a CPU
 in a few minutes (TensorFlow backend recommended: ``KERAS_BACKEND=tensorflow``),
