@@ -31,7 +31,7 @@ from keras import ops
 #: text encoders and the width of their sentence embedding (None: the data's precomputed width,
 #: 1024 in the reference datasets' char-CNN-RNN pickles)
 TEXT_ENCODERS = {"synthbirds": 256, "char-cnn-rnn": None}
-KINDS = ("text", "class", "none", "words")
+KINDS = ("text", "class", "none")
 SENTENCE_ENCODER = "sentence_encoder"
 
 

@@ -132,7 +132,7 @@ class Config(PaperConfig):
         """A classroom preset: three branches (16, 32 and 64 px, two attention stages), narrow
         nets (ngf = ndf = 16), z 32, CA 64, batch 24, lr 5e-4 and an EMA generator (0.995):
         2400 steps. The text encoder is the shipped SynthBirds DAMSM (its width)."""
-        return cls(embed_dim=128, image_size=64, branches=3, z_dim=32, ca_dim=64, ngf=16, ndf=16,
+        return cls(embed_dim=64, image_size=64, branches=3, z_dim=32, ca_dim=64, ngf=16, ndf=16,
                    num_residual=2, batch_size=24, lr=5e-4, ema_decay=0.995, epochs=0, steps=2400,
                    eval_every=600, sample_every=300, checkpoint_every=600, eval_samples=500)
 
