@@ -177,3 +177,52 @@ def test_short_training_lowers_the_fid_analogue(birds):
     after = evaluate_model(model, test, n=100)["fid"]
     print(before, after)
     assert after < 0.7 * before, (before, after)
+
+
+# --------------------------------------------------------------------------- the reference's outputs
+# tests/fixtures/attngan_reference.npz: taoxugit/AttnGAN's code/model.py run outside this repository
+# (PyTorch, eval mode, fixed seed) at a reduced width: two stages (64, 128 px), GF_DIM 4, DF_DIM 4,
+# Z_DIM 8, CONDITION_DIM 6, EMBEDDING_DIM 10, R_NUM 1, WORDS_NUM 6, an RNN_ENCODER of 20 words with
+# 12-d embeddings; its state dicts, inputs and outputs (images and attention subsampled).
+FIXTURE_CFG = A.Config.paper().replace(image_size=128, branches=2, ngf=4, ndf=4, z_dim=8, ca_dim=6, embed_dim=10,
+                                       num_residual=1, max_words=6)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from pathlib import Path
+
+    with np.load(Path(__file__).parent / "fixtures" / "attngan_reference.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def _part(reference, prefix):
+    return {k[len(prefix) + 1:]: v for k, v in reference.items() if k.startswith(prefix + "/")}
+
+
+def test_converted_reference_networks_give_the_reference_outputs(reference):
+    from ganlib import convert
+
+    text = damsm_lib.TextEncoder(21, embed_dim=10, word_dim=12, dropout=0.5)
+    text.build((None, 6))
+    convert.load_damsm_text_encoder(text, _part(reference, "T"))
+    tokens = reference["T_in/tokens"]
+    words, sentence = text(np.where(tokens > 0, tokens + 1, 0))          # reference id k -> ganlib id k + 1
+    np.testing.assert_allclose(ops.convert_to_numpy(words), reference["T_out/words"].transpose(0, 2, 1), atol=1e-4)
+    np.testing.assert_allclose(ops.convert_to_numpy(sentence), reference["T_out/sentence"], atol=1e-4)
+
+    generator, discriminators = A.build_generator(FIXTURE_CFG), A.build_discriminators(FIXTURE_CFG)
+    convert.load_attngan((generator, discriminators), _part(reference, "G"),
+                         [_part(reference, "D0"), _part(reference, "D1")])
+    g = _part(reference, "G_in")
+    outs = [ops.convert_to_numpy(o) for o in generator(
+        [g["z"], g["sentence"], g["words"].transpose(0, 2, 1), np.ones((2, 6), "float32"), g["eps"]], training=False)]
+    np.testing.assert_allclose(outs[0][:, ::2, ::2], reference["G_out/image_64"].transpose(0, 2, 3, 1), atol=1e-4)
+    np.testing.assert_allclose(outs[1][:, ::4, ::4], reference["G_out/image_128"].transpose(0, 2, 3, 1), atol=1e-4)
+    np.testing.assert_allclose(outs[2], reference["G_out/mu"], atol=1e-4)
+    np.testing.assert_allclose(outs[4][:, ::4, ::4], reference["G_out/attention"].transpose(0, 2, 3, 1), atol=1e-4)
+    for i, D in enumerate(discriminators):
+        cond, uncond = D([reference[f"D{i}_in/image"].transpose(0, 2, 3, 1), reference["D_in/sentence"]],
+                         training=False)
+        np.testing.assert_allclose(ops.convert_to_numpy(cond), reference[f"D{i}_out/cond"], atol=1e-4)
+        np.testing.assert_allclose(ops.convert_to_numpy(uncond), reference[f"D{i}_out/uncond"], atol=1e-4)
