@@ -125,20 +125,29 @@ def _names(network):
 def stackganv2_generator_entries(generator):
     """The (reference key, variable, kind, fix) entries of G_NET for a `stackganpp` generator."""
     layers = _names(generator)
-    ups = sum(name.startswith("F0_up") and name.endswith("_conv") for name in layers)
-    if ups != 4:
-        raise ValueError(f"generator: the reference G_NET's first branch is 64 px (4 upsamplings in F_0); "
-                         f"this one has {ups}: build it with image_size = 64 * 2**(branches - 1)")
-    conditional = "F_ca" in layers
     entries = []
-    if conditional:
+    if "F_ca" in layers:
         fc = layers["F_ca"].fc
         entries += [("ca_net.fc.weight", fc.kernel, "dense", None), ("ca_net.fc.bias", fc.bias, "vector", None)]
         condition_width = layers["F_ca"].units
     else:
         condition_width = generator.inputs[0].shape[-1]   # the reference feeds z as the condition
+
+    def joint(i, key):
+        return (_conv(f"{key}.jointConv.0", layers[f"F{i}_joint_conv"], _condition_first(condition_width))
+                + _bn(f"{key}.jointConv.1", layers[f"F{i}_joint_bn"]))
+    return entries + _tree_entries(layers, joint)
+
+
+def _tree_entries(layers, join):
+    """F_0, each later stage (`join(i, key)`: its joining entries, then residual blocks and
+    upsampling) and the image convolutions of a G_NET tree (StackGAN-v2's and AttnGAN's)."""
+    ups = sum(name.startswith("F0_up") and name.endswith("_conv") for name in layers)
+    if ups != 4:
+        raise ValueError(f"generator: the reference G_NET's first branch is 64 px (4 upsamplings in F_0); "
+                         f"this one has {ups}: build it with image_size = 64 * 2**(branches - 1)")
     f0 = _channels_last(layers["F0_fc"].units)
-    entries += [("h_net1.fc.0.weight", layers["F0_fc"].kernel, "dense", f0)] + _bn("h_net1.fc.1", layers["F0_fc_bn"], f0)
+    entries = [("h_net1.fc.0.weight", layers["F0_fc"].kernel, "dense", f0)] + _bn("h_net1.fc.1", layers["F0_fc_bn"], f0)
     for k in range(ups):
         entries += _conv(f"h_net1.upsample{k + 1}.1", layers[f"F0_up{k}_conv"])
         entries += _bn(f"h_net1.upsample{k + 1}.2", layers[f"F0_up{k}_bn"])
@@ -147,8 +156,7 @@ def stackganv2_generator_entries(generator):
         entries += _conv(f"img_net{i + 1}.img.0", layers[f"G{i}_conv"])
         if i > 0:
             h = f"h_net{i + 1}"
-            entries += _conv(f"{h}.jointConv.0", layers[f"F{i}_joint_conv"], _condition_first(condition_width))
-            entries += _bn(f"{h}.jointConv.1", layers[f"F{i}_joint_bn"])
+            entries += join(i, h)
             r = 0
             while f"F{i}_res{r}_a_conv" in layers:
                 res = f"{h}.residual.{r}.block"
@@ -300,32 +308,10 @@ def _nested_names(network):
 def attngan_generator_entries(generator):
     """The (reference key, variable, kind, fix) entries of AttnGAN's G_NET for an `attngan` generator."""
     layers = _nested_names(generator)
-    ups = sum(name.startswith("F0_up") and name.endswith("_conv") for name in layers)
-    if ups != 4:
-        raise ValueError(f"generator: the reference G_NET's first stage is 64 px (4 upsamplings in F_0); "
-                         f"this one has {ups}: build it with image_size = 64 * 2**(branches - 1)")
     fc = layers["F_ca"].fc
-    f0 = _channels_last(layers["F0_fc"].units)
-    entries = [("ca_net.fc.weight", fc.kernel, "dense", None), ("ca_net.fc.bias", fc.bias, "vector", None),
-               ("h_net1.fc.0.weight", layers["F0_fc"].kernel, "dense", f0)] + _bn("h_net1.fc.1", layers["F0_fc_bn"], f0)
-    for k in range(ups):
-        entries += _conv(f"h_net1.upsample{k + 1}.1", layers[f"F0_up{k}_conv"])
-        entries += _bn(f"h_net1.upsample{k + 1}.2", layers[f"F0_up{k}_bn"])
-    i = 0
-    while f"G{i}_conv" in layers:
-        entries += _conv(f"img_net{i + 1}.img.0", layers[f"G{i}_conv"])
-        if i > 0:
-            h = f"h_net{i + 1}"
-            entries.append((f"{h}.att.conv_context.weight", layers[f"F{i}_attn"].U, "pointwise", None))
-            r = 0
-            while f"F{i}_res{r}_a_conv" in layers:
-                res = f"{h}.residual.{r}.block"
-                entries += _conv(f"{res}.0", layers[f"F{i}_res{r}_a_conv"]) + _bn(f"{res}.1", layers[f"F{i}_res{r}_a_bn"])
-                entries += _conv(f"{res}.3", layers[f"F{i}_res{r}_b_conv"]) + _bn(f"{res}.4", layers[f"F{i}_res{r}_b_bn"])
-                r += 1
-            entries += _conv(f"{h}.upsample.1", layers[f"F{i}_up_conv"]) + _bn(f"{h}.upsample.2", layers[f"F{i}_up_bn"])
-        i += 1
-    return entries
+    entries = [("ca_net.fc.weight", fc.kernel, "dense", None), ("ca_net.fc.bias", fc.bias, "vector", None)]
+    return entries + _tree_entries(layers, lambda i, key: [(f"{key}.att.conv_context.weight", layers[f"F{i}_attn"].U,
+                                                             "pointwise", None)])
 
 
 def attngan_discriminator_entries(discriminator):
