@@ -103,12 +103,12 @@ def matching_score(words, context, word_mask, gamma2=5.0):
 
 def damsm_loss(regions, image_code, words, sentence, lengths, gamma1=4.0, gamma2=5.0, gamma3=10.0,
                class_ids=None):
-    r"""The DAMSM loss ([AttnGAN], Eq. 11-14, as the reference code computes it).
+    r"""The DAMSM loss ([AttnGAN], section "DAMSM loss", after Eq. 10, as the reference code computes it).
 
     For every image $Q_a$ and caption $D_b$ of the batch, the word-level score
     $R(Q_a, D_b)$: your `word_region_attention` of caption b's words over image a's
     regions, the contexts $c = \alpha v$, and your `matching_score`. Each image's
-    posterior over the batch's captions (Eq. 11) and each caption's over the images:
+    posterior over the batch's captions and each caption's over the images:
 
     $$P(D_a|Q_a) = \frac{\exp(\gamma_3 R(Q_a, D_a))}{\sum_b \exp(\gamma_3 R(Q_a, D_b))},\qquad
       L^w = -\frac1B\sum_a \log P(D_a|Q_a) - \frac1B\sum_a \log P(Q_a|D_a).$$
