@@ -162,21 +162,21 @@ def test_generated_attention_covers_the_real_words_only(tiny):
 
 
 def test_short_training_lowers_the_fid_analogue(birds):
-    """150 steps of a tiny AttnGAN (16/32 px, untrained tiny DAMSM) on SynthBirds lower the FID
-    analogue of its 32 px images (the fast preset's R-precision and consistency: README)."""
+    """100 steps of a tiny AttnGAN (16/32 px) on SynthBirds lower the FID analogue of its 32 px
+    images (measured on TensorFlow: 688 -> 241 after 75 steps). The DAMSM term is off here: the
+    tiny DAMSM is untrained, its loss noise (lambda's effect with the shipped DAMSM: README)."""
     from ganlib.evaluation import evaluate_model
 
     train, test = birds
     enable_determinism(0)
-    config = TINY.replace(damsm_weight=0.5)   # an untrained DAMSM's loss is noise: a small weight
+    config = TINY.replace(damsm_weight=0.0)
     model = A.AttnGAN(config, damsm=tiny_damsm())
     model.compile()
     before = evaluate_model(model, test, n=100)["fid"]
     pipeline = A.SPEC.batch(config).pipeline(train, config.batch_size, tokenizer=model.tokenizer)
-    model.fit(pipeline, steps_per_epoch=150, epochs=1, verbose=0)
+    model.fit(pipeline, steps_per_epoch=100, epochs=1, verbose=0)
     after = evaluate_model(model, test, n=100)["fid"]
-    print(before, after)
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.6 * before, (before, after)
 
 
 # --------------------------------------------------------------------------- the reference's outputs
