@@ -288,6 +288,70 @@ class NoConditioning:
         return n, [""] * n
 
 
+class WordConditioning(SentenceConditioning):
+    r"""Word features, their mask and the sentence feature of a frozen DAMSM text encoder
+    (AttnGAN, MirrorGAN): $e$ (B, T, D), the real words, and $\bar e$ (B, D).
+
+    The condition of a caption is its tokens; the model runs the text encoder (its helper
+    `text_encoder`, inference mode, no gradient), as the reference feeds G and D the
+    encoder's detached outputs. The DAMSM image encoder is the helper `image_encoder`.
+
+    Args:
+        damsm: `(model, tokenizer)` of a built `ganlib.models.damsm.DAMSM`, or None for
+            `ganlib.models.damsm.load_pretrained(path)`.
+        path: a `ganlib pretrain damsm --out DIR` folder (None: the shipped SynthBirds DAMSM).
+    """
+
+    kind = "words"
+
+    def __init__(self, damsm=None, path=None):
+        if damsm is None:
+            from ganlib.models import damsm as damsm_lib
+
+            damsm = damsm_lib.load_pretrained(path)
+        self.damsm, self._tokenizer = damsm
+        self.embed_dim = int(self.damsm.config.embed_dim)
+        self.max_words = int(self.damsm.config.max_words)
+        self.text_encoder, self.precomputed = "damsm", False
+
+    def helpers(self):
+        return {"text_encoder": self.damsm.text_encoder, "image_encoder": self.damsm.image_encoder}
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    def embed_tokens(self, model, tokens):
+        """`{"words", "sentence", "mask", "lengths"}` of tokens (B, T) (0 = padding)."""
+        tokens = ops.cast(tokens, "int32")
+        words, sentence = model.helper("text_encoder")(tokens, training=False)
+        mask = ops.cast(ops.not_equal(tokens, 0), "float32")
+        return {"words": ops.stop_gradient(words), "sentence": ops.stop_gradient(sentence), "mask": mask,
+                "lengths": ops.cast(ops.sum(mask, axis=-1), "int32")}
+
+    def from_batch(self, model, batch, wrong=False):
+        if "tokens" not in batch:
+            raise KeyError(f"the batch has no 'tokens' (batch keys: {sorted(batch)}).")
+        tokens = batch["tokens"]
+        if len(ops.shape(tokens)) != 2:
+            raise ValueError(f"batch['tokens']: expected (B, T) tokens (one caption per image), got shape "
+                             f"{tuple(ops.shape(tokens))}.")
+        return self.embed_tokens(model, tokens)
+
+    def check_embeddings(self, embeddings):
+        raise ValueError("this model is conditioned on words: pass captions (or tokens), not sentence embeddings.")
+
+    def encode(self, model, conditions):
+        """Tokens (n, T), numpy int32, of captions (a str or a list of str); bad captions raise ValueError."""
+        if isinstance(conditions, str):
+            conditions = [conditions]
+        if isinstance(conditions, np.ndarray) and conditions.dtype.kind in "iu":
+            if conditions.ndim != 2:
+                raise ValueError(f"tokens: expected shape (n, T), got {conditions.shape}.")
+            return conditions.astype("int32")
+        return np.asarray(self.tokenizer.encode_checked(list(conditions)), "int32")
+
+
 def from_config(config):
     """The component of a paper `Config` (its `conditioning`, `text_encoder`, `embed_dim`, ...)."""
     kind = config.conditioning
@@ -297,6 +361,8 @@ def from_config(config):
         return ClassConditioning(config.num_classes)
     if kind == "none":
         return NoConditioning()
+    if kind == "words":
+        return WordConditioning(path=getattr(config, "damsm", None))
     raise ValueError(f"conditioning must be one of {KINDS}, got {kind!r}.")
 
 

@@ -125,20 +125,29 @@ def _names(network):
 def stackganv2_generator_entries(generator):
     """The (reference key, variable, kind, fix) entries of G_NET for a `stackganpp` generator."""
     layers = _names(generator)
-    ups = sum(name.startswith("F0_up") and name.endswith("_conv") for name in layers)
-    if ups != 4:
-        raise ValueError(f"generator: the reference G_NET's first branch is 64 px (4 upsamplings in F_0); "
-                         f"this one has {ups}: build it with image_size = 64 * 2**(branches - 1)")
-    conditional = "F_ca" in layers
     entries = []
-    if conditional:
+    if "F_ca" in layers:
         fc = layers["F_ca"].fc
         entries += [("ca_net.fc.weight", fc.kernel, "dense", None), ("ca_net.fc.bias", fc.bias, "vector", None)]
         condition_width = layers["F_ca"].units
     else:
         condition_width = generator.inputs[0].shape[-1]   # the reference feeds z as the condition
+
+    def joint(i, key):
+        return (_conv(f"{key}.jointConv.0", layers[f"F{i}_joint_conv"], _condition_first(condition_width))
+                + _bn(f"{key}.jointConv.1", layers[f"F{i}_joint_bn"]))
+    return entries + _tree_entries(layers, joint)
+
+
+def _tree_entries(layers, join):
+    """F_0, each later stage (`join(i, key)`: its joining entries, then residual blocks and
+    upsampling) and the image convolutions of a G_NET tree (StackGAN-v2's and AttnGAN's)."""
+    ups = sum(name.startswith("F0_up") and name.endswith("_conv") for name in layers)
+    if ups != 4:
+        raise ValueError(f"generator: the reference G_NET's first branch is 64 px (4 upsamplings in F_0); "
+                         f"this one has {ups}: build it with image_size = 64 * 2**(branches - 1)")
     f0 = _channels_last(layers["F0_fc"].units)
-    entries += [("h_net1.fc.0.weight", layers["F0_fc"].kernel, "dense", f0)] + _bn("h_net1.fc.1", layers["F0_fc_bn"], f0)
+    entries = [("h_net1.fc.0.weight", layers["F0_fc"].kernel, "dense", f0)] + _bn("h_net1.fc.1", layers["F0_fc_bn"], f0)
     for k in range(ups):
         entries += _conv(f"h_net1.upsample{k + 1}.1", layers[f"F0_up{k}_conv"])
         entries += _bn(f"h_net1.upsample{k + 1}.2", layers[f"F0_up{k}_bn"])
@@ -147,8 +156,7 @@ def stackganv2_generator_entries(generator):
         entries += _conv(f"img_net{i + 1}.img.0", layers[f"G{i}_conv"])
         if i > 0:
             h = f"h_net{i + 1}"
-            entries += _conv(f"{h}.jointConv.0", layers[f"F{i}_joint_conv"], _condition_first(condition_width))
-            entries += _bn(f"{h}.jointConv.1", layers[f"F{i}_joint_bn"])
+            entries += join(i, h)
             r = 0
             while f"F{i}_res{r}_a_conv" in layers:
                 res = f"{h}.residual.{r}.block"
@@ -163,10 +171,22 @@ def stackganv2_generator_entries(generator):
 def stackganv2_discriminator_entries(discriminator):
     """The entries of D_NET64/128/256 (and 512/1024) for a `stackganpp` discriminator."""
     layers = _names(discriminator)
-    size = discriminator.inputs[0].shape[1]
+    entries = _image_code_entries(layers, discriminator.name, discriminator.inputs[0].shape[1])
+    if "cond_conv" in layers:
+        condition_width = discriminator.inputs[1].shape[-1]
+        entries += _conv("jointConv.0", layers["joint_conv"], _condition_first(condition_width))
+        entries += _bn("jointConv.1", layers["joint_bn"])
+        entries += _conv("logits.0", layers["cond_conv"]) + _conv("uncond_logits.0", layers["uncond_conv"])
+    else:   # unconditional: the reference's only head is `logits`, on the image code
+        entries += _conv("logits.0", layers["uncond_conv"])
+    return entries
+
+
+def _image_code_entries(layers, name, size):
+    """The image code's entries (img_code_s16, img_code_s32..., their 3x3 blocks), StackGAN-v2's and AttnGAN's."""
     downs = sum(name.startswith("down") and name[4:].isdigit() for name in layers)
     if downs < 4:
-        raise ValueError(f"discriminator {discriminator.name}: the reference has no discriminator for "
+        raise ValueError(f"discriminator {name}: the reference has no discriminator for "
                          f"{size} px (D_NET64 is its smallest)")
     entries = _conv("img_code_s16.0", layers["down0"])
     for k in (1, 2, 3):   # img_code_s16: conv, leaky | conv, BN, leaky (x3)
@@ -179,13 +199,6 @@ def stackganv2_discriminator_entries(discriminator):
         key = f"img_code_s{16 * 2 ** (downs - 4)}_{j + 1}"
         entries += _conv(f"{key}.0", layers[f"reduce{j}"]) + _bn(f"{key}.1", layers[f"reduce{j}_bn"])
         j += 1
-    if "cond_conv" in layers:
-        condition_width = discriminator.inputs[1].shape[-1]
-        entries += _conv("jointConv.0", layers["joint_conv"], _condition_first(condition_width))
-        entries += _bn("jointConv.1", layers["joint_bn"])
-        entries += _conv("logits.0", layers["cond_conv"]) + _conv("uncond_logits.0", layers["uncond_conv"])
-    else:   # unconditional: the reference's only head is `logits`, on the image code
-        entries += _conv("logits.0", layers["uncond_conv"])
     return entries
 
 
@@ -264,6 +277,136 @@ def load_stackganv2(target, generator_state=None, discriminator_states=None):
                 state = read_state_dict(source, name)
                 jobs.append((d, _convert(stackganv2_discriminator_entries(d), state, d, name)))
     for _, pairs in jobs:   # assign only once every state dict has been checked
+        for variable, value in pairs:
+            variable.assign(value)
+    if generator_state is not None and getattr(target, "generator_ema", None) is not None:
+        target.sync_ema()
+    return target
+
+
+# --------------------------------------------------------------------------- AttnGAN
+# taoxugit/AttnGAN (`code/model.py`, `code/trainer.py`, `code/pretrain_DAMSM.py`): `netG_epoch_<k>.pth`
+# (G_NET, the averaged weights), `netD0.pth` .. `netD2.pth` (D_NET64/128/256), the DAMSM's
+# `text_encoder<k>.pth` (RNN_ENCODER) and `image_encoder<k>.pth` (CNN_ENCODER: InceptionV3 and two
+# projections), and the dataset's `captions.pickle` (its vocabulary). Layouts as StackGAN-v2's above;
+# the AttnGAN networks concatenate the feature map before its word contexts / condition, as ganlib
+# does, so only F_0's channels-last reshape is undone.
+_KINDS["pointwise"] = (lambda w: np.transpose(w[:, :, 0, 0]), lambda s: (s[1], s[0], 1, 1))
+_KINDS["embedding"] = (lambda w: w, tuple)
+
+
+def _nested_names(network):
+    """Layers by name, those of nested models (AttnGAN's discriminator parts) included."""
+    names = {}
+    for layer in network.layers:
+        names[layer.name] = layer
+        if hasattr(layer, "layers"):
+            names.update(_nested_names(layer))
+    return names
+
+
+def attngan_generator_entries(generator):
+    """The (reference key, variable, kind, fix) entries of AttnGAN's G_NET for an `attngan` generator."""
+    layers = _nested_names(generator)
+    fc = layers["F_ca"].fc
+    entries = [("ca_net.fc.weight", fc.kernel, "dense", None), ("ca_net.fc.bias", fc.bias, "vector", None)]
+    return entries + _tree_entries(layers, lambda i, key: [(f"{key}.att.conv_context.weight", layers[f"F{i}_attn"].U,
+                                                             "pointwise", None)])
+
+
+def attngan_discriminator_entries(discriminator):
+    """The entries of AttnGAN's D_NET64/128/256 for an `attngan` discriminator."""
+    layers = _nested_names(discriminator)
+    entries = _image_code_entries(layers, discriminator.name, discriminator.inputs[0].shape[1])
+    entries += _conv("COND_DNET.jointConv.0", layers["joint_conv"]) + _bn("COND_DNET.jointConv.1", layers["joint_bn"])
+    return entries + _conv("COND_DNET.outlogits.0", layers["cond_conv"]) + _conv("UNCOND_DNET.outlogits.0",
+                                                                                  layers["uncond_conv"])
+
+
+def damsm_text_encoder_entries(text_encoder):
+    """RNN_ENCODER's entries (embedding, both LSTM directions; PyTorch's gate order is ganlib's)."""
+    entries = [("encoder.weight", text_encoder.embedding.embeddings, "embedding", None)]
+    for suffix, layer in (("", text_encoder.rnn.forward_layer), ("_reverse", text_encoder.rnn.backward_layer)):
+        cell = layer.cell
+        entries += [(f"rnn.weight_ih_l0{suffix}", cell.kernel, "dense", None),
+                    (f"rnn.weight_hh_l0{suffix}", cell.recurrent_kernel, "dense", None),
+                    (f"rnn.bias_ih_l0{suffix}", cell.input_bias, "vector", None),
+                    (f"rnn.bias_hh_l0{suffix}", cell.recurrent_bias, "vector", None)]
+    return entries
+
+
+def attngan_vocabulary(captions_pickle):
+    """The words of AttnGAN's `captions.pickle` (`[train, test, ixtoword, wordtoix]`), in id order from
+    id 1 (id 0 is the reference's padding/end): `ganlib.text.Tokenizer(words)` gives word id k the
+    ganlib id k + 1, and `load_damsm_text_encoder` shifts the embedding rows to match."""
+    import pickle
+
+    with open(captions_pickle, "rb") as f:
+        data = pickle.load(f, encoding="latin1")
+    if not (isinstance(data, (list, tuple)) and len(data) == 4 and isinstance(data[2], dict)):
+        raise ValueError(f"{captions_pickle}: expected AttnGAN's [train_captions, test_captions, ixtoword, wordtoix]")
+    ixtoword = data[2]
+    return [str(ixtoword[i]) for i in range(1, len(ixtoword))]
+
+
+def load_damsm_text_encoder(text_encoder, state):
+    """Assign an AttnGAN `text_encoder<k>.pth` (RNN_ENCODER) to a DAMSM `TextEncoder` built with
+    `vocabulary_size = n_words + 1` and the tokenizer of `attngan_vocabulary`: reference word id k
+    is ganlib id k + 1 (0 padding, 1 out-of-vocabulary, a zero row)."""
+    state = dict(read_state_dict(state, "state"))
+    table = state["encoder.weight"] if "encoder.weight" in state else None
+    if table is None:
+        raise ValueError("state: no 'encoder.weight' (is this an RNN_ENCODER state dict?)")
+    state["encoder.weight"] = np.concatenate([table[:1], np.zeros_like(table[:1]), table[1:]])
+    pairs = _convert(damsm_text_encoder_entries(text_encoder), state, text_encoder, "text_encoder state")
+    for variable, value in pairs:
+        variable.assign(value)
+    return text_encoder
+
+
+def load_damsm_image_head(image_encoder, state):
+    """Assign the two projections of an AttnGAN `image_encoder<k>.pth` (CNN_ENCODER's `emb_features`,
+    `emb_cnn_code`) to a DAMSM `ImageEncoder`; its InceptionV3 keys are left to Keras' ImageNet
+    InceptionV3 (same weights, Keras' own file) and counted in the returned message."""
+    state = read_state_dict(state, "state")
+    head = {k: v for k, v in state.items() if k.startswith(("emb_features.", "emb_cnn_code."))}
+    entries = [("emb_features.weight", image_encoder.emb_features.kernel, "conv", None),
+               ("emb_cnn_code.weight", image_encoder.emb_cnn_code.kernel, "dense", None),
+               ("emb_cnn_code.bias", image_encoder.emb_cnn_code.bias, "vector", None)]
+    keys = {k for k, *_ in entries}
+    missing = sorted(keys - set(head))
+    if missing:
+        raise ValueError(f"state: missing the image encoder's projection keys {missing}")
+    for variable, value in _convert(entries, head, _Weights(image_encoder.head_weights, image_encoder.name), "state"):
+        variable.assign(value)
+    return f"loaded the 2 projections; {len(state) - len(head)} InceptionV3 keys left to Keras' InceptionV3"
+
+
+class _Weights:
+    """A named list of weights, for `_convert`'s completeness check."""
+
+    def __init__(self, weights, name):
+        self.weights, self.name = list(weights), name
+
+
+def load_attngan(target, generator_state=None, discriminator_states=None):
+    """Assign taoxugit/AttnGAN weights (`netG_epoch_<k>.pth`, `netD<i>.pth`) to an AttnGAN model's
+    networks (`ganlib.models.attngan`, a config with `image_size = 64 * 2**(branches - 1)`; the
+    bird preset `Config.paper()`), as `load_stackganv2`. The DAMSM encoders load with
+    `load_damsm_text_encoder` and `load_damsm_image_head`."""
+    generator, discriminators = target if isinstance(target, tuple) else (target.generator, target.discriminators)
+    jobs = []
+    if generator_state is not None:
+        state = read_state_dict(generator_state, "generator_state")
+        jobs.append(_convert(attngan_generator_entries(generator), state, generator, "generator_state"))
+    for i, (d, source) in enumerate(zip(discriminators or [], discriminator_states or [])):
+        if source is not None:
+            name = f"discriminator_states[{i}]"
+            jobs.append(_convert(attngan_discriminator_entries(d), read_state_dict(source, name), d, name))
+    if discriminator_states is not None and len(discriminator_states) != len(discriminators or []):
+        raise ValueError(f"discriminator_states: one per discriminator (smallest first) expected, "
+                         f"{len(discriminators or [])}; got {len(discriminator_states)}")
+    for pairs in jobs:
         for variable, value in pairs:
             variable.assign(value)
     if generator_state is not None and getattr(target, "generator_ema", None) is not None:

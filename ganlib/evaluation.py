@@ -87,7 +87,7 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
     record = metrics.evaluate_images(fakes, sample["captions"], _SAMPLES[stats_key])
     if model.condition.kind == "none":   # nothing asked for, so nothing to be consistent with
         record = {k: v for k, v in record.items() if k not in ("caption_consistency", "chance_consistency")}
-    if model.condition.kind == "text":
+    if model.condition.kind in ("text", "words"):
         record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(fakes, sample["captions"],
                                                                                      seed=seed)
     return {k: float(v) for k, v in record.items()}

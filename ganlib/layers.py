@@ -255,3 +255,89 @@ class UpConv(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "use_bias": self.use_bias,
                 "activation": keras.activations.serialize(self.activation), "mode": self.mode}
+
+
+def word_attention(query, words, mask):
+    r"""The word contexts of sub-regions (AttnGAN, section *Attentional Generative Network*).
+
+    $$\beta_{j,i} = \frac{\exp(s_{j,i})}{\sum_k \exp(s_{j,k})},\quad s_{j,i} = q_j^\top e_i,
+    \qquad c_j = \sum_i \beta_{j,i}\, e_i,$$
+
+    the softmax over the real words only (`mask` 1; padding gets weight 0).
+
+    Args:
+        query: `(B, N, C)` sub-region features $q_j$ (the hidden state, one row per pixel).
+        words: `(B, T, C)` word features $e_i$ already projected into the sub-regions' space.
+        mask: `(B, T)`, 1 for a real word, 0 for padding.
+
+    Returns:
+        `(context (B, N, C), beta (B, N, T))`.
+    """
+    s = ops.matmul(query, ops.swapaxes(words, 1, 2))                            # (B, N, T)
+    real = ops.cast(mask, "bool")[:, None, :]
+    beta = ops.cast(ops.softmax(ops.where(real, ops.cast(s, "float32"), -1e9), axis=-1), query.dtype)
+    return ops.matmul(beta, words), beta
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class WordAttention(layers.Layer):
+    r"""AttnGAN's attention model $F^{attn}_i$: a word-context vector for every image sub-region
+    (Xu et al. 2018, section *Attentional Generative Network*).
+
+    The word features $e \in \mathbb{R}^{D \times T}$ are projected into the image
+    features' space by $U_i$ (a 1x1 convolution without bias, $e' = U_i e$); each
+    sub-region $j$ of the hidden state $h$ (one pixel of the feature map) attends
+    over the caption's real words (`word_attention`),
+
+    $$\beta_{j,i} = \frac{\exp(s'_{j,i})}{\sum_{k} \exp(s'_{j,k})},\quad s'_{j,i} = h_j^\top e'_i,
+    \qquad c_j = \sum_{i} \beta_{j,i}\, e'_i,$$
+
+    the sums over the real words only (`mask` 1; padding gets weight 0). The reference
+    (`GlobalAttentionGeneral`) fills the padding's logits with $-\infty$ before its softmax;
+    a caption without any real word would give NaN there and a uniform weight here.
+
+    Args:
+        kernel_initializer: of $U_i$ (Keras' default glorot_uniform; AttnGAN: orthogonal).
+        fn: `(query (B, N, C), words (B, T, C), mask (B, T)) -> (context, beta)` replaces
+            `word_attention` (lesson 04 plugs the student's function in); not serialised.
+
+    Input shape:
+        `[h, words, mask]`: h `(B, H, W, C)`, words `(B, T, D)`, mask `(B, T)` (1 = real word).
+
+    Output shape:
+        `[context, attention]`: context `(B, H, W, C)` (the word contexts $c_j$),
+        attention `(B, H, W, T)` ($\beta$: over T it sums to 1 at every sub-region).
+
+    Example:
+        >>> h, words = keras.ops.ones((2, 4, 4, 8)), keras.ops.ones((2, 5, 6))
+        >>> c, beta = WordAttention()([h, words, keras.ops.ones((2, 5))])
+        >>> tuple(c.shape), tuple(beta.shape)
+        ((2, 4, 4, 8), (2, 4, 4, 5))
+    """
+
+    def __init__(self, kernel_initializer="glorot_uniform", fn=None, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.fn = fn
+
+    def build(self, input_shape):
+        h_shape, words_shape, _ = input_shape
+        self.U = self.add_weight(shape=(words_shape[-1], h_shape[-1]), initializer=self.kernel_initializer,
+                                 name="U")
+
+    def call(self, inputs):
+        h, words, mask = inputs
+        shape = ops.shape(h)
+        e = ops.matmul(ops.cast(words, h.dtype), ops.cast(self.U, h.dtype))          # (B, T, C): e' = U e
+        query = ops.reshape(h, (shape[0], shape[1] * shape[2], shape[3]))          # (B, HW, C)
+        context, beta = (self.fn or word_attention)(query, e, ops.cast(mask, h.dtype))
+        return (ops.reshape(context, shape),
+                ops.reshape(beta, (shape[0], shape[1], shape[2], ops.shape(words)[1])))
+
+    def compute_output_shape(self, input_shape):
+        h_shape, words_shape, _ = input_shape
+        return tuple(h_shape), (*h_shape[:-1], words_shape[1])
+
+    def get_config(self):
+        return {**super().get_config(),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

@@ -77,6 +77,7 @@ class PaperGAN(AdversarialModel):
         helpers: frozen helper networks by name (e.g. ``{"G_0": stage1_generator}``), added
             to those of the conditioning component (e.g. the sentence encoder); each
             network's Keras name must be its key. `helper(name)` finds them.
+        condition: the conditioning component (default: `ganlib.conditioning.from_config(config)`).
 
     Subclasses set `config_class`, and implement `noise_shapes(n, training)` (every
     random input of G) and `generate_from(condition, noise)`.
@@ -84,8 +85,8 @@ class PaperGAN(AdversarialModel):
 
     config_class = None
 
-    def __init__(self, config, generator, discriminators, helpers=None, **kwargs):
-        condition = conditioning_lib.from_config(config)
+    def __init__(self, config, generator, discriminators, helpers=None, condition=None, **kwargs):
+        condition = condition or conditioning_lib.from_config(config)
         helpers = {**condition.helpers(), **(helpers or {})}
         for name, network in helpers.items():
             if network.name != name:

@@ -81,6 +81,12 @@ class MultiScaleGAN(PaperGAN):
         cond, uncond = D([image, condition], training=training)
         return cond, uncond
 
+    def real_and_wrong_logits(self, D, real, condition, wrong, training=True):
+        """One scale's logits of the real pair and of the mismatched pair `wrong` (an
+        `(image, condition)` pair, or None: then None)."""
+        logits = self.d_logits(D, real, condition, training)
+        return logits, (self.d_logits(D, *wrong, training) if wrong is not None else None)
+
     def wrong_pairs(self, batch, fakes, reals):
         """(image, condition) of the mismatched pair at every scale, or None."""
         if "c" not in fakes or self.config.wrong is None:
@@ -95,9 +101,8 @@ class MultiScaleGAN(PaperGAN):
         wrongs = self.wrong_pairs(batch, fakes, reals)
         total, logs = 0.0, {}
         for i, D in enumerate(self.discriminators):
-            real = self.d_logits(D, reals[i], c, training)
+            real, wrong = self.real_and_wrong_logits(D, reals[i], c, wrongs[i] if wrongs else None, training)
             fake = self.d_logits(D, fakes["images"][i], c, training)
-            wrong = self.d_logits(D, *wrongs[i], training) if wrongs else None
             loss = self.branch_d_loss(real, wrong, fake)
             logs[f"d_loss_{self.branch_sizes[i]}"] = loss
             total = total + loss

@@ -53,7 +53,7 @@ class BatchSpec:
 
 def batch_for(config, image_size, pyramid=()):
     """The batch of a `PaperConfig` whose model sees images of `image_size` (and a pyramid)."""
-    text = config.conditioning == "text"
+    text = config.conditioning in ("text", "words")
     return BatchSpec(image_size=image_size, pyramid=tuple(pyramid),
                      wrong=config.wrong if text else None,
                      captions=config.captions_per_embedding if text else 1,

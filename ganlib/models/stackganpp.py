@@ -79,6 +79,7 @@ Every $\mathrm{bce}$ is a batch mean of the sigmoid cross-entropy on logits
 still differs from the reference code.
 """
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 
@@ -246,6 +247,20 @@ def residual_block(x, name):
     return layers.Add(name=f"{name}_add")([x, h])
 
 
+def initial_stage(x, size, ngf):
+    """F_0 (reference INIT_STAGE_G): FC + BatchNorm + GLU to a 4x4 map of `ngf * size / 4`
+    channels, then x2 `up_block`s halving the width, to `(size, size, ngf)`."""
+    ups = int(np.log2(size // 4))
+    width = ngf * 2 ** ups
+    h = layers.Dense(4 * 4 * width * 2, use_bias=False, kernel_initializer=_orthogonal(), name="F0_fc")(x)
+    h = GLU(name="F0_glu")(_bn("F0_fc_bn")(h))
+    h = layers.Reshape((4, 4, width), name="F0_reshape")(h)
+    for k in range(ups):
+        width //= 2
+        h = up_block(h, width, f"F0_up{k}")
+    return h
+
+
 _NODE_IDS = itertools.count(1)
 
 
@@ -289,15 +304,8 @@ def build_generator(cfg, node_fn=None):
         h = layers.Concatenate(name="F0_in")([c, z])
     else:
         inputs, c, h = [z], z, z   # the reference feeds z as the condition of every F_i
-    # F_0: FC -> 4x4 -> upsampling to the first branch's size, halving the width each time.
-    ups = int(np.log2(sizes[0] // 4))
-    width = cfg.ngf * 2 ** ups
-    h = layers.Dense(4 * 4 * width * 2, use_bias=False, kernel_initializer=_orthogonal(), name="F0_fc")(h)
-    h = GLU(name="F0_glu")(_bn("F0_fc_bn")(h))
-    h = layers.Reshape((4, 4, width), name="F0_reshape")(h)
-    for k in range(ups):
-        width //= 2
-        h = up_block(h, width, f"F0_up{k}")
+    h = initial_stage(h, sizes[0], cfg.ngf)
+    width = cfg.ngf
     images = []
     for i in range(cfg.branches):
         if i > 0:  # F_i(h_{i-1}, c): join c, residual blocks, upsample
@@ -325,28 +333,41 @@ def build_discriminator(cfg, size):
     D_NET512/1024 beyond); the logits are its outputs before the sigmoid.
     """
     image = keras.Input((size, size, 3), name="image")
-    downs = int(np.log2(size // 4))
-    h = _leaky(_conv(cfg.ndf, 4, "down0", strides=2)(image), "down0_act")
-    width = cfg.ndf
-    for k in range(1, downs):
-        width = cfg.ndf * 2 ** k
-        h = _conv(width, 4, f"down{k}", strides=2)(h)
-        h = _leaky(_bn(f"down{k}_bn")(h), f"down{k}_act")
-    k = 0
-    while width > 8 * cfg.ndf:  # 128 px and up: back to 8 ndf with 3x3 blocks (reference D_NET128/256)
-        width //= 2
-        h = _conv(width, 3, f"reduce{k}")(h)
-        h = _leaky(_bn(f"reduce{k}_bn")(h), f"reduce{k}_act")
-        k += 1
+    h = image_code(image, cfg.ndf)
     uncond = _logit_conv(h, "uncond")
     if cfg.conditioning != "text":
         return keras.Model(image, uncond, name=f"D_{size}")
     c = keras.Input((cfg.ca_dim,), name="c")
+    return keras.Model([image, c], [conditional_logit(h, c), uncond], name=f"D_{size}")
+
+
+def image_code(image, ndf):
+    """D's image code (reference encode_image_by_16times, downBlock, Block3x3_leakRelu): strided
+    4x4 convolutions to 4x4, then 3x3 blocks back to 8 ndf channels (128 px and up)."""
+    size = int(image.shape[1])
+    downs = int(np.log2(size // 4))
+    h = _leaky(_conv(ndf, 4, "down0", strides=2)(image), "down0_act")
+    width = ndf
+    for k in range(1, downs):
+        width = ndf * 2 ** k
+        h = _conv(width, 4, f"down{k}", strides=2)(h)
+        h = _leaky(_bn(f"down{k}_bn")(h), f"down{k}_act")
+    k = 0
+    while width > 8 * ndf:  # 128 px and up: back to 8 ndf with 3x3 blocks (reference D_NET128/256)
+        width //= 2
+        h = _conv(width, 3, f"reduce{k}")(h)
+        h = _leaky(_bn(f"reduce{k}_bn")(h), f"reduce{k}_act")
+        k += 1
+    return h
+
+
+def conditional_logit(h, c):
+    """The conditional logit (reference D_GET_LOGITS with bcondition): c replicated at 4x4 and
+    concatenated to the code h, a 3x3 joining block, and the 4x4 logit convolution."""
     hc = ReplicateConcat(name="join")([h, c])
-    hc = _conv(width, 3, "joint_conv")(hc)
+    hc = _conv(int(h.shape[-1]), 3, "joint_conv")(hc)
     hc = _leaky(_bn("joint_bn")(hc), "joint_act")
-    cond = _logit_conv(hc, "cond")
-    return keras.Model([image, c], [cond, uncond], name=f"D_{size}")
+    return _logit_conv(hc, "cond")
 
 
 def build_discriminators(cfg):
@@ -362,23 +383,31 @@ def param_counts(config=None):
     PyTorch's `parameters()` counts the reference's networks. The networks are built
     with constant initialisers (the counts do not depend on the values), in seconds.
     """
-    global _COUNTING_ONLY
     cfg = config or Config.paper()
-
-    def trainable(network):
-        return int(sum(np.prod(w.shape) for w in network.trainable_weights))
-
-    _COUNTING_ONLY = True
-    try:
+    with constant_initialisers():
         g = build_generator(cfg)
         counts = {"G": trainable(g)}
         if cfg.conditioning == "text":
             counts["F_ca"] = trainable(g.get_layer("F_ca"))
         for d in build_discriminators(cfg):
             counts[d.name] = trainable(d)
+    return counts
+
+
+@contextlib.contextmanager
+def constant_initialisers():
+    """Networks built inside get constant initialisers: counting parameters takes seconds."""
+    global _COUNTING_ONLY
+    _COUNTING_ONLY = True
+    try:
+        yield
     finally:
         _COUNTING_ONLY = False
-    return counts
+
+
+def trainable(network):
+    """Trainable parameters of a network (PyTorch's `parameters()` of the reference's)."""
+    return int(sum(np.prod(w.shape) for w in network.trainable_weights))
 
 
 # --------------------------------------------------------------------------- losses
