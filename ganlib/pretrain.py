@@ -326,6 +326,32 @@ def damsm_r_precision(model, dataset, tokenizer, candidates=100, seed=0):
     return metrics.r_precision(image_codes, text_codes, candidates=min(candidates, len(images)), seed=seed)
 
 
+def _preset_config(module, preset, presets, config):
+    """``config`` if given, else ``module.Config.<preset>()`` (checked against ``presets``)."""
+    if config is not None:
+        return config
+    if preset not in presets:
+        raise ValueError(f"preset must be one of {presets}, got {preset!r}")
+    return getattr(module.Config, preset)()
+
+
+def _resume_point(out, resume, what, model, weights_path):
+    """``(first epoch, history)`` of the run in ``out``: ``(0, [])`` for a new one; a run there
+    without ``resume`` is an error; with it, its weights are loaded into ``model``."""
+    state_path = os.path.join(out, "state.json")
+    if not os.path.exists(state_path):
+        return 0, []
+    if not resume:
+        raise ValueError(f"{out} already holds a {what} run ({state_path}); pass resume=True (--resume) "
+                         f"to continue it, or choose another folder")
+    with open(state_path) as f:
+        start = int(json.load(f)["epoch"])
+    with open(os.path.join(out, "metrics.json")) as f:
+        history = json.load(f)
+    model.load_weights(weights_path)
+    return start, history
+
+
 def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, resume=False,
                 steps_per_epoch=None, seed=0, config=None, inception_weights=None, verbose=True):
     """Pretrain DAMSM as ``pretrain_DAMSM.py`` does, resumably.
@@ -356,34 +382,24 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
     from ganlib.data import open_dataset
     from ganlib.models import damsm
 
-    if config is None:
-        if preset not in DAMSM_PRESETS:
-            raise ValueError(f"preset must be one of {DAMSM_PRESETS}, got {preset!r}")
-        config = getattr(damsm.Config, preset)()
+    config = _preset_config(damsm, preset, DAMSM_PRESETS, config)
     if inception_weights is not None:
         config = dataclasses.replace(config, inception_weights=inception_weights)
     epochs = config.epochs if epochs is None else int(epochs)
     os.makedirs(out, exist_ok=True)
     state_path = os.path.join(out, "state.json")
     weights_path = os.path.join(out, "damsm.weights.h5")
-    if os.path.exists(state_path) and not resume:
-        raise ValueError(f"{out} already holds a DAMSM run ({state_path}); pass resume=True (--resume) "
-                         f"to continue it, or choose another folder")
+    if not resume:
+        _resume_point(out, resume, "DAMSM", None, weights_path)   # refuses a folder holding a run
     keras.utils.set_random_seed(seed)
     train = open_dataset(data, root=root, split="train")
     test = open_dataset(data, root=root, split="test")
     tokenizer = damsm_tokenizer(train, config.max_words)
     model = damsm.DAMSM(config, vocabulary_size=tokenizer.vocabulary_size)
     model.build()
-    start, history = 0, []
-    if resume and os.path.exists(state_path):
-        with open(state_path) as f:
-            start = int(json.load(f)["epoch"])
-        with open(os.path.join(out, "metrics.json")) as f:
-            history = json.load(f)
-        model.load_weights(weights_path)
-        if verbose:
-            _log(f"damsm: resuming {out} at epoch {start}")
+    start, history = _resume_point(out, resume, "DAMSM", model, weights_path)
+    if verbose and start:
+        _log(f"damsm: resuming {out} at epoch {start}")
     tokenizer.save(os.path.join(out, "vocab.txt"))
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump({"config": config.to_dict(), "data": data, "vocabulary_size": tokenizer.vocabulary_size},
@@ -465,30 +481,20 @@ def train_stream(out, data="synthbirds", root=None, preset="fast", epochs=None, 
     from ganlib.data import open_dataset
     from ganlib.models import stream
 
-    if config is None:
-        if preset not in STREAM_PRESETS:
-            raise ValueError(f"preset must be one of {STREAM_PRESETS}, got {preset!r}")
-        config = getattr(stream.Config, preset)()
+    config = _preset_config(stream, preset, STREAM_PRESETS, config)
     if backbone_weights is not None:
         config = dataclasses.replace(config, backbone_weights=backbone_weights)
     epochs = config.epochs if epochs is None else int(epochs)
-    state_path = os.path.join(out, "state.json")
-    if os.path.exists(state_path) and not resume:
-        raise ValueError(f"{out} already holds a STREAM run ({state_path}); pass resume=True (--resume) "
-                         f"to continue it, or choose another folder")
+    weights_path = os.path.join(out, stream.WEIGHTS_FILE)
+    if not resume:
+        _resume_point(out, resume, "STREAM", None, weights_path)   # refuses a folder holding a run
     keras.utils.set_random_seed(seed)
     train = open_dataset(data, root=root, split="train")
     test = open_dataset(data, root=root, split="test")
     tokenizer = damsm_tokenizer(train, config.max_words)
     model = stream.Stream(config, vocabulary_size=tokenizer.vocabulary_size)
     model.build()
-    start, history = 0, []
-    if resume and os.path.exists(state_path):
-        with open(state_path) as f:
-            start = int(json.load(f)["epoch"])
-        with open(os.path.join(out, "metrics.json")) as f:
-            history = json.load(f)
-        model.load_weights(os.path.join(out, stream.WEIGHTS_FILE))
+    start, history = _resume_point(out, resume, "STREAM", model, weights_path)
     model.compile()
     batches = len(train) // config.batch_size
     steps = batches if steps_per_epoch is None else min(batches, int(steps_per_epoch))

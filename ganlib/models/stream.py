@@ -48,6 +48,7 @@ import numpy as np
 from keras import layers, ops
 
 from ganlib.models.damsm import LSTMCell, small_backbone
+from ganlib.text import Tokenizer
 
 ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
                          "stream_synthbirds")
@@ -312,11 +313,8 @@ class Stream(keras.Model):
 
     def __init__(self, config=None, vocabulary_size=None, **kwargs):
         super().__init__(**kwargs)
-        self.config = config or Config.fast()
-        if vocabulary_size is None:
-            from ganlib.text import Tokenizer
-            vocabulary_size = Tokenizer.default(self.config.max_words).vocabulary_size
-        c = self.config
+        c = self.config = config or Config.fast()
+        vocabulary_size = vocabulary_size or Tokenizer.default(c.max_words).vocabulary_size   # SynthBirds'
         self.encoder = CaptionCNN(c.embed_size, c.backbone, c.image_size, c.backbone_weights, c.small_filters,
                                   name="caption_cnn")
         self.decoder = CaptionRNN(vocabulary_size, c.embed_size, c.hidden_size, name="caption_rnn")
@@ -385,8 +383,6 @@ def load_pretrained(path=None):
     Returns:
         ``(model, tokenizer)``.
     """
-    from ganlib.text import Tokenizer
-
     path = ASSET_DIR if path is None else os.fspath(path)
     for name in (WEIGHTS_FILE, "config.json", "vocab.txt"):
         if not os.path.isfile(os.path.join(path, name)):
