@@ -36,11 +36,8 @@ the FID statistics of the real set (kept as ``.npz`` with :func:`save_statistics
 All functions take and return numpy arrays / Python floats. scipy is not needed.
 """
 
-<<<<<<< HEAD
 from ganlib.metrics.bleu import corpus_bleu
-=======
 from ganlib.metrics.damsm import damsm_codes, damsm_r_precision
->>>>>>> main
 from ganlib.metrics.images import as_model_images
 from ganlib.metrics.inception import (
     InceptionNetwork, InceptionWeightsUnavailable, default_inception, inception_metrics,
@@ -56,12 +53,8 @@ from ganlib.metrics.synthbirds import (
 
 __all__ = [
     "ASSETS", "EVALUATOR_WEIGHTS", "Evaluator", "InceptionNetwork", "InceptionWeightsUnavailable",
-<<<<<<< HEAD
-    "as_model_images", "build_evaluator_network", "caption_consistency", "corpus_bleu", "default_evaluator",
-=======
-    "as_model_images", "build_evaluator_network", "caption_consistency", "damsm_codes", "damsm_r_precision",
-    "default_evaluator",
->>>>>>> main
+    "as_model_images", "build_evaluator_network", "caption_consistency", "corpus_bleu", "damsm_codes",
+    "damsm_r_precision", "default_evaluator",
     "default_inception", "evaluate_images", "feature_statistics", "frechet_distance",
     "inception_metrics", "inception_score", "inception_statistics", "load_statistics",
     "r_precision", "r_precision_folds", "real_statistics", "save_statistics",
