@@ -339,13 +339,23 @@ def damsm_r_precision(model, dataset, tokenizer, candidates=100, seed=0, folds=N
     return metrics.r_precision(image_codes, text_codes, candidates=candidates, seed=seed)
 
 
-def _preset_config(module, preset, presets, config):
-    """``config`` if given, else ``module.Config.<preset>()`` (checked against ``presets``)."""
-    if config is not None:
-        return config
-    if preset not in presets:
-        raise ValueError(f"preset must be one of {presets}, got {preset!r}")
-    return getattr(module.Config, preset)()
+def _splits(data, root, max_words):
+    """The train and test splits of a dataset and the tokenizer (:func:`damsm_tokenizer`)."""
+    from ganlib.data import open_dataset
+
+    train = open_dataset(data, root=root, split="train")
+    return train, open_dataset(data, root=root, split="test"), damsm_tokenizer(train, max_words)
+
+
+def _preset_config(module, preset, presets, config, **overrides):
+    """``config`` if given, else ``module.Config.<preset>()`` (checked against ``presets``), with the
+    ``overrides`` that are not None."""
+    if config is None:
+        if preset not in presets:
+            raise ValueError(f"preset must be one of {presets}, got {preset!r}")
+        config = getattr(module.Config, preset)()
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(config, **overrides) if overrides else config
 
 
 def _resume_point(out, resume, what, model, weights_path):
@@ -392,12 +402,9 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
     """
     import keras
 
-    from ganlib.data import open_dataset
     from ganlib.models import damsm
 
-    config = _preset_config(damsm, preset, DAMSM_PRESETS, config)
-    if inception_weights is not None:
-        config = dataclasses.replace(config, inception_weights=inception_weights)
+    config = _preset_config(damsm, preset, DAMSM_PRESETS, config, inception_weights=inception_weights)
     epochs = config.epochs if epochs is None else int(epochs)
     os.makedirs(out, exist_ok=True)
     state_path = os.path.join(out, "state.json")
@@ -405,9 +412,7 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
     if not resume:
         _resume_point(out, resume, "DAMSM", None, weights_path)   # refuses a folder holding a run
     keras.utils.set_random_seed(seed)
-    train = open_dataset(data, root=root, split="train")
-    test = open_dataset(data, root=root, split="test")
-    tokenizer = damsm_tokenizer(train, config.max_words)
+    train, test, tokenizer = _splits(data, root, config.max_words)
     model = damsm.DAMSM(config, vocabulary_size=tokenizer.vocabulary_size)
     model.build()
     start, history = _resume_point(out, resume, "DAMSM", model, weights_path)
@@ -518,21 +523,16 @@ def train_stream(out, data="synthbirds", root=None, preset="fast", epochs=None, 
     """
     import keras
 
-    from ganlib.data import open_dataset
     from ganlib.models import stream
 
-    config = _preset_config(stream, preset, STREAM_PRESETS, config)
-    if backbone_weights is not None:
-        config = dataclasses.replace(config, backbone_weights=backbone_weights)
+    config = _preset_config(stream, preset, STREAM_PRESETS, config, backbone_weights=backbone_weights)
     epochs = config.epochs if epochs is None else int(epochs)
     weights_path = os.path.join(out, stream.WEIGHTS_FILE)
     state_path = os.path.join(out, "state.json")
     if not resume:
         _resume_point(out, resume, "STREAM", None, weights_path)   # refuses a folder holding a run
     keras.utils.set_random_seed(seed)
-    train = open_dataset(data, root=root, split="train")
-    test = open_dataset(data, root=root, split="test")
-    tokenizer = damsm_tokenizer(train, config.max_words)
+    train, test, tokenizer = _splits(data, root, config.max_words)
     model = stream.Stream(config, vocabulary_size=tokenizer.vocabulary_size)
     model.build()
     start, history = _resume_point(out, resume, "STREAM", model, weights_path)
