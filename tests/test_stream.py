@@ -111,7 +111,7 @@ def _bleu_on(model, images, captions, tokenizer):
 def test_pretraining_learns_to_caption_and_the_folder_loads(tmp_path):
     """Tiny STREAM on 200 SynthBirds images (150 train / 50 test, 64 px), 2 epochs of 18 steps.
 
-    Measured (TensorFlow): train-split BLEU-1 0.749, BLEU-4 0.396 after 2 epochs; untrained 0.090 and 0.
+    Measured (TensorFlow): train-split BLEU-1 0.679, BLEU-4 0.322 after 2 epochs; untrained 0.090 and 0.
     """
     from ganlib import pretrain
     from ganlib.data import open_dataset, synthbirds
