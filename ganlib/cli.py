@@ -17,6 +17,7 @@
     ganlib autograder NN --out autograder.zip
     ganlib stubs [--check]
     ganlib pretrain damsm --data synthbirds|cub|coco [--root DIR] --out DIR [--preset fast|paper|coco] [--epochs N] [--resume]
+    ganlib pretrain stream --data synthbirds|cub|coco [--root DIR] --out DIR [--preset fast|paper] [--epochs N] [--resume]
 """
 
 import argparse
@@ -125,6 +126,14 @@ def _stubs(args):
 def _pretrain(args):
     from ganlib import pretrain
 
+    if args.network == "stream":
+        if args.preset == "coco":
+            raise ValueError("pretrain stream: --preset must be fast or paper (coco is a DAMSM preset)")
+        pretrain.train_stream(args.out, data=args.data, root=args.root,
+                              preset=args.preset or ("fast" if args.data == "synthbirds" else "paper"),
+                              epochs=args.epochs, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
+                              seed=args.seed, backbone_weights=args.backbone_weights)
+        return 0
     preset = args.preset or ("fast" if args.data == "synthbirds" else "coco" if args.data == "coco" else "paper")
     pretrain.train_damsm(args.out, data=args.data, root=args.root, preset=preset, epochs=args.epochs,
                          resume=args.resume, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
@@ -227,8 +236,9 @@ def build_parser():
         "autograder", help="write a lesson's Gradescope autograder zip (hidden tests, offline)"))
 
     p = sub.add_parser("pretrain", help="pretrain an auxiliary network (damsm: AttnGAN's text and image "
-                                        "encoders); writes weights, metrics.json with test R-precision")
-    p.add_argument("network", choices=["damsm"])
+                                        "encoders; stream: MirrorGAN's captioner); writes weights, metrics.json with "
+                                        "test R-precision (damsm) or BLEU-1..4 (stream)")
+    p.add_argument("network", choices=["damsm", "stream"])
     p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
     p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
     p.add_argument("--out", required=True, help="run folder")
@@ -241,6 +251,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--inception-weights", default=None, help="InceptionV3 weights file (paper/coco presets; "
                    "default: Keras' ImageNet file, fetched on first use)")
+    p.add_argument("--backbone-weights", default=None, help="stream, paper preset: ResNet-152 weights file "
+                   "(default: Keras' ImageNet file, fetched on first use)")
     p.set_defaults(run=_pretrain)
 
     p = sub.add_parser("stubs", help="regenerate the student stubs from solutions/ (--check: verify)")

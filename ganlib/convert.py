@@ -25,6 +25,15 @@ the reference concatenates the replicated condition before the feature map where
 `ganlib.layers.ReplicateConcat` puts it after, so the joining convolutions' input channels are
 rotated. The discriminators' logits are the reference's outputs before its sigmoid.
 
+**MirrorGAN's STREAM**, qiaott/MirrorGAN (`model.py`: `CAPTION_CNN`, `CAPTION_RNN`; checkpoints
+`cnn_encoder.ckpt` / `rnn_decoder.ckpt` of the captioning tutorial it was trained with):
+`load_stream` assigns them to a `ganlib.models.stream.Stream`. The decoder converts fully
+(`nn.LSTM`'s `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, gates i, f, g, o, ->
+`LSTMCell`'s kernel, recurrent kernel and two biases); of the encoder only the projection and its
+BatchNorm: torchvision's ResNet-152 (`resnet.*` keys, read and dropped) is not Keras' (strides on
+the 3x3 rather than the 1x1 convolutions, no convolution biases), so the backbone keeps the Keras
+weights it was built with (`Config.backbone_weights`).
+
 Every reference key must be used exactly once and every ganlib weight set; otherwise nothing is
 assigned and a ValueError names the keys (and the expected and given shapes).
 """
@@ -411,4 +420,57 @@ def load_attngan(target, generator_state=None, discriminator_states=None):
             variable.assign(value)
     if generator_state is not None and getattr(target, "generator_ema", None) is not None:
         target.sync_ema()
+
+
+# --------------------------------------------------------------------------- MirrorGAN's STREAM
+_LSTM_FIELDS = (("weight_ih_l0", "kernel", "dense"), ("weight_hh_l0", "recurrent_kernel", "dense"),
+                ("bias_ih_l0", "input_bias", "vector"), ("bias_hh_l0", "recurrent_bias", "vector"))
+
+
+def stream_decoder_entries(decoder):
+    """CAPTION_RNN's keys -> a `ganlib.models.stream.CaptionRNN`'s weights."""
+    cell = decoder.cell
+    return ([("embed.weight", decoder.embed.embeddings, "vector", None)]
+            + [(f"lstm.{ref}", getattr(cell, ours), kind, None) for ref, ours, kind in _LSTM_FIELDS]
+            + [("linear.weight", decoder.linear.kernel, "dense", None),
+               ("linear.bias", decoder.linear.bias, "vector", None)])
+
+
+def stream_encoder_entries(encoder, state):
+    """CAPTION_CNN's projection and BatchNorm keys; its `resnet.*` keys (in `state`) read and dropped."""
+    dropped = [(key, None, None, None) for key in state if key.startswith("resnet.")]
+    return ([("linear.weight", encoder.linear.kernel, "dense", None),
+             ("linear.bias", encoder.linear.bias, "vector", None)] + _bn("bn", encoder.bn) + dropped)
+
+
+def load_stream(target, cnn_state=None, rnn_state=None):
+    """Assign qiaott/MirrorGAN's STREAM weights to a `ganlib.models.stream.Stream`.
+
+    Args:
+        target: a built `Stream` whose `Config` has the checkpoint's `embed_size` and
+            `hidden_size` (the reference: 256 and 512) and whose tokenizer has its vocabulary size.
+        cnn_state: CAPTION_CNN's state dict (`cnn_encoder.ckpt`): a path (.pth/.pt/.npz) or a mapping;
+            only `linear.*` and `bn.*` are assigned (see the module docstring). None: left as it is.
+        rnn_state: CAPTION_RNN's state dict (`rnn_decoder.ckpt`), likewise. None: left as it is.
+
+    Returns:
+        `target`.
+
+    Raises:
+        ValueError: a key missing or left over, or a shape that does not fit (nothing is assigned then).
+    """
+    from types import SimpleNamespace
+
+    jobs = []
+    if cnn_state is not None:
+        state = read_state_dict(cnn_state, "cnn_state")
+        enc = target.encoder
+        head = SimpleNamespace(name=f"{enc.name} (projection and BatchNorm)", weights=enc.linear.weights + enc.bn.weights)
+        jobs.append(_convert(stream_encoder_entries(enc, state), state, head, "cnn_state"))
+    if rnn_state is not None:
+        state = read_state_dict(rnn_state, "rnn_state")
+        jobs.append(_convert(stream_decoder_entries(target.decoder), state, target.decoder, "rnn_state"))
+    for pairs in jobs:
+        for variable, value in pairs:
+            variable.assign(value)
     return target

@@ -341,3 +341,69 @@ class WordAttention(layers.Layer):
     def get_config(self):
         return {**super().get_config(),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+
+def sentence_attention(h, e, kernel):
+    r"""MirrorGAN's sentence-level attention (GLAM, Qiao et al. 2019), as the reference computes it.
+
+    With $f$ the visual features of a stage and $e = V \hat s_{ca}$ the sentence
+    condition projected to $f$'s channels, the paper's
+    $\mathrm{Att}^s = (V \hat s_{ca}) \circ \mathrm{softmax}(f \circ (V \hat s_{ca}))$;
+    the reference (``GLAttention.py``) puts a 1x1 convolution $U$ (no bias) between
+    the product and the softmax, and its ``nn.Softmax()`` on a 4-D tensor runs over
+    the channels:
+
+    $$a = \mathrm{softmax}_{\mathrm{channels}}\big(U (f \circ e)\big),\qquad
+    \mathrm{Att}^s = e \circ a$$
+
+    Args:
+        h: visual features $f$ ``(B, H, W, C)``.
+        e: the projected sentence $V \hat s_{ca}$ ``(B, C)`` (the same at every pixel).
+        kernel: $U$ as a matrix ``(C, C)`` (input channels x output channels).
+
+    Returns:
+        ``(Att^s, a)``, both ``(B, H, W, C)``.
+    """
+    e = ops.cast(e, h.dtype)[:, None, None, :]
+    a = ops.softmax(ops.matmul(h * e, ops.cast(kernel, h.dtype)), axis=-1)
+    return e * a, a
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class SentenceAttention(layers.Layer):
+    r"""GLAM's sentence-level attention (MirrorGAN, Qiao et al. 2019): :func:`sentence_attention`.
+
+    Holds $V$ (a dense layer with bias, the reference's ``nn.Linear(100, idf)``
+    on the CA condition) and $U$ (the 1x1 convolution without bias,
+    ``conv_sentence_vis``). ``fn(h, e, kernel)`` replaces the computation (lesson 06
+    plugs the student's function in); it is not serialised.
+
+    Input shape:
+        ``[h, s_ca]``: h ``(B, H, W, C)``, s_ca ``(B, N_c)``.
+
+    Output shape:
+        ``(Att^s, a)``, both ``(B, H, W, C)``.
+
+    Example:
+        >>> att, a = SentenceAttention()([keras.ops.ones((2, 4, 4, 8)), keras.ops.ones((2, 5))])
+        >>> tuple(att.shape), float(keras.ops.sum(a[0, 0, 0]))
+        ((2, 4, 4, 8), 1.0)
+    """
+
+    def __init__(self, fn=None, **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+
+    def build(self, input_shape):
+        h_shape, c_shape = input_shape
+        channels = int(h_shape[-1])
+        self.linear = layers.Dense(channels, name="linear")
+        self.linear.build(c_shape)
+        self.kernel = self.add_weight(shape=(channels, channels), initializer="glorot_uniform", name="kernel")
+
+    def call(self, inputs):
+        h, c = inputs
+        return (self.fn or sentence_attention)(h, self.linear(c), self.kernel)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0], input_shape[0]

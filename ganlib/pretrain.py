@@ -340,6 +340,42 @@ def damsm_r_precision(model, dataset, tokenizer, candidates=100, seed=0, folds=N
     return metrics.r_precision(image_codes, text_codes, candidates=candidates, seed=seed)
 
 
+def _splits(data, root, max_words):
+    """The train and test splits of a dataset and the tokenizer (:func:`damsm_tokenizer`)."""
+    from ganlib.data import open_dataset
+
+    train = open_dataset(data, root=root, split="train")
+    return train, open_dataset(data, root=root, split="test"), damsm_tokenizer(train, max_words)
+
+
+def _preset_config(module, preset, presets, config, **overrides):
+    """``config`` if given, else ``module.Config.<preset>()`` (checked against ``presets``), with the
+    ``overrides`` that are not None."""
+    if config is None:
+        if preset not in presets:
+            raise ValueError(f"preset must be one of {presets}, got {preset!r}")
+        config = getattr(module.Config, preset)()
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def _resume_point(out, resume, what, model, weights_path):
+    """``(first epoch, history)`` of the run in ``out``: ``(0, [])`` for a new one; a run there
+    without ``resume`` is an error; with it, its weights are loaded into ``model``."""
+    state_path = os.path.join(out, "state.json")
+    if not os.path.exists(state_path):
+        return 0, []
+    if not resume:
+        raise ValueError(f"{out} already holds a {what} run ({state_path}); pass resume=True (--resume) "
+                         f"to continue it, or choose another folder")
+    with open(state_path) as f:
+        start = int(json.load(f)["epoch"])
+    with open(os.path.join(out, "metrics.json")) as f:
+        history = json.load(f)
+    model.load_weights(weights_path)
+    return start, history
+
+
 def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, resume=False,
                 steps_per_epoch=None, seed=0, config=None, inception_weights=None, verbose=True):
     """Pretrain DAMSM as ``pretrain_DAMSM.py`` does, resumably.
@@ -367,37 +403,22 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
     """
     import keras
 
-    from ganlib.data import open_dataset
     from ganlib.models import damsm
 
-    if config is None:
-        if preset not in DAMSM_PRESETS:
-            raise ValueError(f"preset must be one of {DAMSM_PRESETS}, got {preset!r}")
-        config = getattr(damsm.Config, preset)()
-    if inception_weights is not None:
-        config = dataclasses.replace(config, inception_weights=inception_weights)
+    config = _preset_config(damsm, preset, DAMSM_PRESETS, config, inception_weights=inception_weights)
     epochs = config.epochs if epochs is None else int(epochs)
     os.makedirs(out, exist_ok=True)
     state_path = os.path.join(out, "state.json")
     weights_path = os.path.join(out, "damsm.weights.h5")
-    if os.path.exists(state_path) and not resume:
-        raise ValueError(f"{out} already holds a DAMSM run ({state_path}); pass resume=True (--resume) "
-                         f"to continue it, or choose another folder")
+    if not resume:
+        _resume_point(out, resume, "DAMSM", None, weights_path)   # refuses a folder holding a run
     keras.utils.set_random_seed(seed)
-    train = open_dataset(data, root=root, split="train")
-    test = open_dataset(data, root=root, split="test")
-    tokenizer = damsm_tokenizer(train, config.max_words)
+    train, test, tokenizer = _splits(data, root, config.max_words)
     model = damsm.DAMSM(config, vocabulary_size=tokenizer.vocabulary_size)
     model.build()
-    start, history = 0, []
-    if resume and os.path.exists(state_path):
-        with open(state_path) as f:
-            start = int(json.load(f)["epoch"])
-        with open(os.path.join(out, "metrics.json")) as f:
-            history = json.load(f)
-        model.load_weights(weights_path)
-        if verbose:
-            _log(f"damsm: resuming {out} at epoch {start}")
+    start, history = _resume_point(out, resume, "DAMSM", model, weights_path)
+    if verbose and start:
+        _log(f"damsm: resuming {out} at epoch {start}")
     save_damsm(model, tokenizer, out, data, weights=False)
     batches = len(train) // config.batch_size
     steps = batches if steps_per_epoch is None else min(batches, int(steps_per_epoch))
@@ -455,6 +476,87 @@ def _record_shipped_damsm(test, config, tokenizer, history, data, seed, train_im
     }
     _update_json(ASSETS, "damsm_synthbirds", record)
     _log(f"damsm: recorded test R-precision {mean:.3f} +- {std:.3f} in {os.path.join(ASSETS, 'pretrained.json')}")
+
+
+# --------------------------------------------------------------------------- #
+# STREAM (MirrorGAN's captioner)
+# --------------------------------------------------------------------------- #
+STREAM_PRESETS = ("fast", "paper")
+
+
+def stream_bleu(model, dataset, tokenizer, batch_size=128):
+    """Corpus BLEU-1..4 of the greedy captions of a split's images against all their captions.
+
+    Images resized to the model's input without augmentation; references and
+    hypotheses both pass through ``tokenizer`` (lower case, no punctuation, the
+    vocabulary's words, ``max_words`` long).
+    """
+    from ganlib.metrics import corpus_bleu
+
+    images = dataset.images(model.config.image_size).astype("float32") / 127.5 - 1.0
+    hypotheses = tokenizer.decode(model.caption(images, batch_size=batch_size))
+    references = [tokenizer.decode(tokenizer(list(caps))) for caps in dataset.captions]
+    return corpus_bleu(references, hypotheses)
+
+
+def train_stream(out, data="synthbirds", root=None, preset="fast", epochs=None, resume=False,
+                 steps_per_epoch=None, seed=0, config=None, backbone_weights=None, verbose=True):
+    """Pretrain MirrorGAN's captioner (STREAM) as the captioning tutorial the reference used, resumably.
+
+    Each epoch: one pass over the train split (random crop + flip, one random
+    caption per image) with Adam on the masked caption cross-entropy, then BLEU-1..4
+    of the greedy captions of the test split's images (:func:`stream_bleu`). After
+    each epoch ``out`` holds ``stream.weights.h5``, ``config.json``, ``vocab.txt``
+    (what :func:`ganlib.models.stream.load_pretrained` reads), ``state.json`` and
+    ``metrics.json`` (records ``{"epoch", "step", "loss", "bleu1", ..., "bleu4"}``).
+
+    Args:
+        out: run folder.
+        data, root: dataset name and folder (``ganlib.data.open_dataset``).
+        preset: ``"fast"`` (SynthBirds, small CNN) or ``"paper"`` (ResNet-152).
+        epochs: total epochs (default: the config's).
+        steps_per_epoch: cap on the steps of an epoch (default: one pass).
+        config: a :class:`ganlib.models.stream.Config`, instead of ``preset``.
+        backbone_weights: overrides the config's (a path to ResNet-152 weights).
+
+    Returns:
+        The list of metric records.
+    """
+    import keras
+
+    from ganlib.models import stream
+
+    config = _preset_config(stream, preset, STREAM_PRESETS, config, backbone_weights=backbone_weights)
+    epochs = config.epochs if epochs is None else int(epochs)
+    weights_path = os.path.join(out, stream.WEIGHTS_FILE)
+    state_path = os.path.join(out, "state.json")
+    if not resume:
+        _resume_point(out, resume, "STREAM", None, weights_path)   # refuses a folder holding a run
+    keras.utils.set_random_seed(seed)
+    train, test, tokenizer = _splits(data, root, config.max_words)
+    model = stream.Stream(config, vocabulary_size=tokenizer.vocabulary_size)
+    model.build()
+    start, history = _resume_point(out, resume, "STREAM", model, weights_path)
+    model.compile()
+    batches = len(train) // config.batch_size
+    steps = batches if steps_per_epoch is None else min(batches, int(steps_per_epoch))
+    for epoch in range(start, epochs):
+        pipe = train.pipeline(batch_size=config.batch_size, image_size=config.image_size, tokenizer=tokenizer,
+                              max_words=config.max_words, wrong=None, seed=seed * 100003 + epoch, repeat=False)
+        t0 = time.time()
+        hist = model.fit(pipe.take(steps), epochs=1, verbose=0)
+        record = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "loss": float(hist.history["loss"][-1]),
+                  **stream_bleu(model, test, tokenizer)}
+        history.append(record)
+        stream.save(model, tokenizer, out, extra={"data": data})
+        with open(os.path.join(out, "metrics.json"), "w") as f:
+            json.dump(history, f, indent=1)
+        with open(state_path, "w") as f:
+            json.dump({"epoch": epoch + 1}, f)
+        if verbose:
+            _log(f"stream epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f}, test BLEU-1..4 "
+                 + " / ".join(f"{record[f'bleu{n}']:.3f}" for n in range(1, 5)) + f" ({time.time() - t0:.0f}s)")
+    return history
 
 
 def _update_json(out, key, record):

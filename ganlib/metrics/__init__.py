@@ -30,9 +30,13 @@ the FID statistics of the real set (kept as ``.npz`` with :func:`save_statistics
 / :func:`load_statistics`), :func:`inception_metrics` the FID and Inception Score
 (10 splits) of generated images from one forward pass.
 
+* **BLEU-1..4** (Papineni et al., 2002), corpus level (:func:`corpus_bleu`): of the
+  captions MirrorGAN's captioner writes, against the real captions.
+
 All functions take and return numpy arrays / Python floats. scipy is not needed.
 """
 
+from ganlib.metrics.bleu import corpus_bleu
 from ganlib.metrics.damsm import damsm_codes, damsm_r_precision
 from ganlib.metrics.images import as_model_images
 from ganlib.metrics.inception import (
@@ -49,8 +53,8 @@ from ganlib.metrics.synthbirds import (
 
 __all__ = [
     "ASSETS", "EVALUATOR_WEIGHTS", "Evaluator", "InceptionNetwork", "InceptionWeightsUnavailable",
-    "as_model_images", "build_evaluator_network", "caption_consistency", "damsm_codes", "damsm_r_precision",
-    "default_evaluator",
+    "as_model_images", "build_evaluator_network", "caption_consistency", "corpus_bleu", "damsm_codes",
+    "damsm_r_precision", "default_evaluator",
     "default_inception", "evaluate_images", "feature_statistics", "frechet_distance",
     "inception_metrics", "inception_score", "inception_statistics", "load_statistics",
     "r_precision", "r_precision_folds", "real_statistics", "save_statistics",
