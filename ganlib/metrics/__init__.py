@@ -37,6 +37,7 @@ from ganlib.metrics.inception import (
     InceptionNetwork, InceptionWeightsUnavailable, default_inception, inception_metrics,
     inception_statistics, load_statistics, save_statistics,
 )
+from ganlib.metrics.ms_ssim import ms_ssim
 from ganlib.metrics.scores import (
     feature_statistics, frechet_distance, inception_score, r_precision, r_precision_folds,
 )
@@ -49,6 +50,6 @@ __all__ = [
     "ASSETS", "EVALUATOR_WEIGHTS", "Evaluator", "InceptionNetwork", "InceptionWeightsUnavailable",
     "as_model_images", "build_evaluator_network", "caption_consistency", "default_evaluator",
     "default_inception", "evaluate_images", "feature_statistics", "frechet_distance",
-    "inception_metrics", "inception_score", "inception_statistics", "load_statistics",
+    "inception_metrics", "inception_score", "inception_statistics", "load_statistics", "ms_ssim",
     "r_precision", "r_precision_folds", "real_statistics", "save_statistics",
 ]
