@@ -474,3 +474,109 @@ def load_stream(target, cnn_state=None, rnn_state=None):
         for variable, value in pairs:
             variable.assign(value)
     return target
+
+
+# --------------------------------------------------------------------------- HDGAN
+# ypxie/HDGan (`HDGan/models/hd_networks.py`, `HDGan/HDGan.py`): the trainer saves `G_epoch<k>.pth`
+# (Generator) and `D_epoch<k>.pth` (one Discriminator module holding every scale's encoder and
+# branches, `*_64`, `*_128`, `*_256` and `pre_encode`). `load_hdgan` assigns them to
+# `ganlib.models.hdgan` networks of the matching `Config`: the birds / flowers HDGAN_256 models are
+# `Config.paper()`; other widths map `sent_dim` = `embed_dim`, `noise_dim` = `z_dim`, `emb_dim` =
+# `ca_dim`, the G's `hid_dim` = `gf_dim`, the D's `hid_dim` = `df_dim`, `num_resblock`.
+# `Sent2FeatMap`'s outputs are viewed (C, 4, 4) by the reference and reshaped (4, 4, C) here, so its
+# linear layer and BatchNorm are permuted.
+def _hdgan_pad_conv_bn(key, names, name):
+    return _conv(f"{key}.1", names[f"{name}_conv"]) + _bn(f"{key}.2", names[f"{name}_bn"])
+
+
+def hdgan_generator_entries(generator, config):
+    """(reference key, variable, kind, fix) for every weight of an HDGAN generator."""
+    n = _names(generator)
+    width = 16 * 8 * config.gf_dim
+    perm = np.arange(width).reshape(width // 16, 16).T.reshape(-1)
+    fix = lambda w: w[..., perm]  # noqa: E731
+    fc = n["sent2featmap_fc"]
+    entries = [("condEmbedding.linear.weight", n["F_ca"].fc.kernel, "dense", None),
+               ("condEmbedding.linear.bias", n["F_ca"].fc.bias, "vector", None),
+               ("vec_to_tensor.out.0.weight", fc.kernel, "dense", fix),
+               ("vec_to_tensor.out.0.bias", fc.bias, "vector", fix)]
+    entries += _bn("vec_to_tensor.out.1", n["sent2featmap_bn"], fix)
+    size = 4
+    while size <= config.image_size:
+        k = int(size > 4)   # index 0 is the upsampling from 8 px on
+        if size in config.reduce_at:
+            entries += _hdgan_pad_conv_bn(f"scale_{size}.{k}", n, f"scale_{size}_reduce")
+            k += 1
+        for r in range(config.num_resblock):
+            for j, half in enumerate("ab"):
+                entries += _hdgan_pad_conv_bn(f"scale_{size}.{k + r}.res_block.{j}", n, f"scale_{size}_res{r}_{half}")
+        if size in config.side_outputs:
+            entries += _conv(f"tensor_to_img_{size}.1", n[f"to_img_{size}_conv"])
+        size *= 2
+    return entries
+
+
+def hdgan_discriminator_entries(discriminator, config, size):
+    """(reference key, variable, kind, fix) of the reference Discriminator's `size` px modules."""
+    n = _names(discriminator)
+    downs = int(np.log2(size // 8))
+    entries = []
+
+    def conv_bn(key, name, norm=True):
+        return _conv(f"{key}.0", n[f"{name}_conv"]) + (_bn(f"{key}.1", n[f"{name}_bn"]) if norm else [])
+
+    for k in range(downs):
+        entries += conv_bn(f"img_encoder_{size}.node.{k}", f"down{k}", norm=k > 0)
+    if size == config.image_size:
+        entries += conv_bn("pre_encode", "pre_encode")
+    else:
+        entries += conv_bn(f"img_encoder_{size}.node.{downs}", "encode5")
+    entries += conv_bn(f"pair_disc_{size}.node.0", "pair_1x1")
+    entries += _conv(f"pair_disc_{size}.node.1", n["pair_score"])
+    entries += [(f"context_emb_pipe_{size}.0.weight", n["sent_code"].kernel, "dense", None),
+                (f"context_emb_pipe_{size}.0.bias", n["sent_code"].bias, "vector", None)]
+    if "local_score" in n:
+        entries += _conv(f"local_img_disc_{size}", n["local_score"])
+    return entries
+
+
+def load_hdgan(target, generator_state=None, discriminator_state=None):
+    """Assign ypxie/HDGan weights to an HDGAN model's networks.
+
+    Args:
+        target: a `ganlib.models.hdgan.HDGAN` (an EMA copy of G is set to the loaded weights too).
+        generator_state: the Generator's state dict (`G_epoch<k>.pth`): a path (.pth or .npz) or a
+            mapping key -> array; None leaves G as it is.
+        discriminator_state: the Discriminator's state dict (`D_epoch<k>.pth`, every scale in one),
+            split here over `target.discriminators`; None leaves them as they are.
+
+    Returns:
+        `target`.
+
+    Raises:
+        ValueError: a key missing or left over, or a shape that does not fit (nothing is assigned
+            then); the Config must be the checkpoint's (see above).
+    """
+    cfg = target.config
+    jobs = []
+    if generator_state is not None:
+        state = read_state_dict(generator_state, "generator_state")
+        g = target.generator
+        jobs.append(_convert(hdgan_generator_entries(g, cfg), state, g, "generator_state"))
+    if discriminator_state is not None:
+        state = read_state_dict(discriminator_state, "discriminator_state")
+        per_scale = [hdgan_discriminator_entries(d, cfg, s) for d, s in zip(target.discriminators, cfg.branch_sizes)]
+        known = {key for entries in per_scale for key, *_ in entries}
+        unused = sorted(k for k in state if k not in known)
+        if unused:
+            raise ValueError(f"discriminator_state: keys for no discriminator of this config (side outputs with a "
+                             f"discriminator: {cfg.branch_sizes}): {unused[:8]} ({len(unused)})")
+        for d, entries in zip(target.discriminators, per_scale):
+            mine = {key for key, *_ in entries}
+            jobs.append(_convert(entries, {k: v for k, v in state.items() if k in mine}, d, "discriminator_state"))
+    for pairs in jobs:   # assign only once every state dict has been checked
+        for variable, value in pairs:
+            variable.assign(value)
+    if generator_state is not None and getattr(target, "generator_ema", None) is not None:
+        target.sync_ema()
+    return target

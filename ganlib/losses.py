@@ -283,3 +283,40 @@ def damsm_loss(regions, image_code, words, sentence, lengths, gamma1=4.0, gamma2
     sentence_scores = gamma3 * _cosine(image_code[:, None, :], sentence[None, :, :])
     return (_matching_cross_entropies(word_scores, class_ids),
             _matching_cross_entropies(sentence_scores, class_ids))
+
+
+def least_squares(outputs, target):
+    r"""The least-squares GAN loss of one set of D outputs against a constant target:
+    $\mathrm{mean}\big((D - t)^2\big)$ over every element (PyTorch's `MSELoss`, as HDGAN's
+    reference code scores its pair logits and its local patch maps)."""
+    outputs = ops.cast(outputs, "float32")
+    return ops.mean(ops.square(outputs - target))
+
+
+def bidirectional_ranking_loss(image_emb, text_emb, margin=0.2):
+    r"""The bidirectional ranking loss of a visual-semantic embedding (HDGAN's VS model, after
+    Kiros et al.'s pairwise ranking loss), with cosine similarity $s(v, t)$ and every other item of
+    the batch as a negative:
+
+    $$L = \frac1B \sum_k \Big[\sum_{j \ne k} \max\big(0, m - s(v_k, t_k) + s(v_k, t_j)\big)
+    + \sum_{j \ne k} \max\big(0, m - s(v_k, t_k) + s(v_j, t_k)\big)\Big]$$
+
+    The reference's `PairwiseRankingLoss` (`trainNeuralDist.py`) returns the same sum without
+    the $1/B$ (its embeddings are L2-normalised before, so its dot products are cosines).
+
+    Args:
+        image_emb: `(B, D)` image embeddings (any norm).
+        text_emb: `(B, D)` sentence embeddings of the matching captions.
+        margin: $m$.
+
+    Returns:
+        A scalar tensor.
+    """
+    v = ops.normalize(ops.cast(image_emb, "float32"), axis=-1)
+    t = ops.normalize(ops.cast(text_emb, "float32"), axis=-1)
+    scores = ops.matmul(v, ops.transpose(t))              # scores[i, j] = s(v_i, t_j)
+    positive = ops.diagonal(scores)
+    off = 1.0 - ops.eye(ops.shape(scores)[0])
+    wrong_text = ops.relu(margin - positive[:, None] + scores) * off    # image k, caption j != k
+    wrong_image = ops.relu(margin - positive[None, :] + scores) * off   # caption k, image i != k
+    return (ops.sum(wrong_text) + ops.sum(wrong_image)) / ops.cast(ops.shape(scores)[0], "float32")

@@ -43,6 +43,7 @@ from ganlib.metrics.inception import (
     InceptionNetwork, InceptionWeightsUnavailable, default_inception, inception_metrics,
     inception_statistics, load_statistics, save_statistics,
 )
+from ganlib.metrics.ms_ssim import ms_ssim
 from ganlib.metrics.scores import (
     feature_statistics, frechet_distance, inception_score, r_precision, r_precision_folds,
 )
@@ -56,6 +57,6 @@ __all__ = [
     "as_model_images", "build_evaluator_network", "caption_consistency", "corpus_bleu", "damsm_codes",
     "damsm_r_precision", "default_evaluator",
     "default_inception", "evaluate_images", "feature_statistics", "frechet_distance",
-    "inception_metrics", "inception_score", "inception_statistics", "load_statistics",
+    "inception_metrics", "inception_score", "inception_statistics", "load_statistics", "ms_ssim",
     "r_precision", "r_precision_folds", "real_statistics", "save_statistics",
 ]

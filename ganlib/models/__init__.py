@@ -4,7 +4,7 @@ entry `SPEC` (`ganlib.models.registry.PaperSpec`), read with `get(name)`."""
 import importlib
 
 # The models `ganlib train MODEL` knows, in course order.
-MODELS = ("cgan", "stackgan", "stackganpp", "attngan")
+MODELS = ("cgan", "stackgan", "stackganpp", "attngan", "hdgan")
 
 
 def get(name):
