@@ -255,3 +255,40 @@ class UpConv(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "use_bias": self.use_bias,
                 "activation": keras.activations.serialize(self.activation), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class ReflectionPadding2D(layers.Layer):
+    r"""Pad the two spatial axes by mirroring, without repeating the edge (PyTorch's
+    `nn.ReflectionPad2d`; pix2pix and pix2pixHD pad this way before their 7x7 and 3x3
+    convolutions so that borders look like the image, not like zeros).
+
+    Args:
+        padding: pixels added on each side of both spatial axes.
+
+    Input shape:
+        `(B, H, W, C)` with H, W > padding.
+
+    Output shape:
+        `(B, H + 2 * padding, W + 2 * padding, C)`.
+
+    Example:
+        >>> x = keras.ops.reshape(keras.ops.arange(3.0), (1, 1, 3, 1))
+        >>> keras.ops.convert_to_numpy(ReflectionPadding2D(1)(keras.ops.tile(x, (1, 2, 1, 1))))[0, 0, :, 0]
+        array([1., 0., 1., 2., 1.], dtype=float32)
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, x):
+        p = self.padding
+        return ops.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        grow = lambda n: None if n is None else n + 2 * self.padding  # noqa: E731
+        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}

@@ -283,3 +283,47 @@ def damsm_loss(regions, image_code, words, sentence, lengths, gamma1=4.0, gamma2
     sentence_scores = gamma3 * _cosine(image_code[:, None, :], sentence[None, :, :])
     return (_matching_cross_entropies(word_scores, class_ids),
             _matching_cross_entropies(sentence_scores, class_ids))
+
+
+def least_squares(predictions, target):
+    r"""LSGAN loss (Mao et al. 2017): $\mathrm{mean}\,(D(x) - t)^2$ against a constant target t
+    (1 for "real", 0 for "fake"), the mean over every patch of a PatchGAN's prediction map
+    (the reference pix2pixHD's `nn.MSELoss`)."""
+    predictions = ops.cast(predictions, "float32")
+    return ops.mean(ops.square(predictions - target))
+
+
+def feature_matching(real_features, fake_features):
+    r"""pix2pixHD's discriminator feature-matching loss (Wang et al. 2018, section *Improved
+    adversarial loss*).
+
+    For each discriminator scale $k$ (of `num_D`) and each of its $L$ intermediate
+    feature maps $D_k^{(i)}$ (the final prediction excluded):
+
+    $$\mathcal{L}_{FM} = \sum_{k=1}^{num\_D} \sum_{i=1}^{L} \frac{4}{L}\,\frac{1}{num\_D}\;
+    \mathrm{mean}\,\big|D_k^{(i)}(s, x) - D_k^{(i)}(s, G(s))\big|$$
+
+    with the real features held constant. The paper weighs layer $i$ by $1/N_i$, $N_i$ its
+    number of elements, which makes each term a mean; the reference code adds the
+    weights $4 / (n\_layers\_D + 1)$ (with n_layers_D = 3 and the L = n_layers_D + 1
+    intermediate maps, $4/L$) and $1 / num\_D$. Multiply by lambda_feat (10) outside.
+
+    Args:
+        real_features, fake_features: one list per discriminator scale, each holding
+            that discriminator's L intermediate feature maps, in the same order.
+
+    Returns:
+        A scalar tensor.
+    """
+    if len(real_features) != len(fake_features):
+        raise ValueError(f"feature_matching: {len(real_features)} real and {len(fake_features)} fake "
+                         "discriminator scales; expected one list of feature maps per scale for each.")
+    num_d = len(real_features)
+    total = 0.0
+    for k, (real, fake) in enumerate(zip(real_features, fake_features)):
+        if len(real) != len(fake):
+            raise ValueError(f"feature_matching: scale {k} has {len(real)} real and {len(fake)} fake feature maps.")
+        weight = (4.0 / len(real)) * (1.0 / num_d)
+        for r, f in zip(real, fake):
+            total = total + weight * ops.mean(ops.abs(ops.cast(f, "float32") - ops.stop_gradient(ops.cast(r, "float32"))))
+    return total

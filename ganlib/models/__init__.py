@@ -4,7 +4,7 @@ entry `SPEC` (`ganlib.models.registry.PaperSpec`), read with `get(name)`."""
 import importlib
 
 # The models `ganlib train MODEL` knows, in course order.
-MODELS = ("cgan", "stackgan", "stackganpp")
+MODELS = ("cgan", "stackgan", "stackganpp", "pix2pixhd")
 
 
 def get(name):
