@@ -528,7 +528,7 @@ def test_check_close_accepts_close_values_of_other_precision():
 # ---------------------------------------------------------------------------
 
 # Lesson 01 on every backend (CI runs this file on three); all lessons on TensorFlow.
-LESSONS = ["01_cgan", "02_stackgan", "03_stackganpp"] if BACKEND == "tensorflow" else ["01_cgan"]
+LESSONS = ["01_cgan", "02_stackgan", "03_stackganpp", "07_pix2pixhd"] if BACKEND == "tensorflow" else ["01_cgan"]
 
 
 def _real_tree_hash():

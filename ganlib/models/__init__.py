@@ -7,6 +7,10 @@ import importlib
 MODELS = ("cgan", "stackgan", "stackganpp", "pix2pixhd")
 
 
+# The text-to-image papers (the SynthBirds leaderboard scores these); pix2pixHD maps label maps.
+TEXT_MODELS = tuple(m for m in MODELS if m != "pix2pixhd")
+
+
 def get(name):
     """The registry entry (`PaperSpec`) of a paper by name."""
     if name not in MODELS:

@@ -87,7 +87,7 @@ class Config(PaperConfig):
     n_blocks_global: int = 9        # --n_blocks_global
     n_blocks_local: int = 3         # --n_blocks_local
     n_local_enhancers: int = 1      # --n_local_enhancers
-    niter_fix_global: int = 10      # --niter_fix_global: epochs of G_2 with G_1 frozen
+    niter_fix_global: int = 10      # --niter_fix_global: epochs (fast preset: steps) of G_2 with G_1 frozen
     freeze_global: bool = False     # set by the stage plan for the G_1-frozen stage
     ndf: int = 64                   # --ndf
     n_layers_D: int = 3             # --n_layers_D
@@ -106,7 +106,7 @@ class Config(PaperConfig):
     global_num_D: int = 2           # train_512p.sh: num_D 2
     steps: int = 0                  # set by for_dataset (or given: fast preset)
     decay_steps: int = 0
-    decay_every: int = 1            # steps per epoch: the decay is a staircase, as the reference's
+    decay_every: int = 1            # steps per epoch (for_dataset): the decay's stairs, as the reference's
     sample_every: int = 5000
     eval_every: int = 10000
     checkpoint_every: int = 10000
@@ -135,7 +135,7 @@ class Config(PaperConfig):
           uniform).
         """
         if netG == "global":
-            return cls().global_stage().replace(niter_fix_global=0, freeze_global=False)
+            return cls().global_stage()
         if netG != "local":
             raise ValueError(f"netG must be 'global' or 'local', got {netG!r}")
         return cls()
@@ -155,10 +155,18 @@ class Config(PaperConfig):
     def global_stage(self):
         """The global generator G_1 alone at half the resolution (its own niter / num_D)."""
         h, w = self.image_size
-        return self.replace(netG="global", ngf=self.ngf * 2 ** self.n_local_enhancers,
-                            image_size=(h // 2 ** self.n_local_enhancers, w // 2 ** self.n_local_enhancers),
-                            num_D=self.global_num_D, niter=self.global_niter, niter_decay=self.global_niter_decay,
-                            steps=self.steps, decay_steps=self.decay_steps)
+        k = 2 ** self.n_local_enhancers
+        return self.replace(netG="global", ngf=self.ngf * k, image_size=(h // k, w // k), num_D=self.global_num_D,
+                            niter=self.global_niter, niter_decay=self.global_niter_decay,
+                            niter_fix_global=0)._epochs()
+
+    def _epochs(self):
+        """`steps` and `decay_steps` from niter / niter_decay epochs of `decay_every` steps (when
+        counted in epochs; a config counted in steps is returned as it is)."""
+        if not (self.niter or self.niter_decay):
+            return self
+        return self.replace(steps=(self.niter + self.niter_decay) * self.decay_every,
+                            decay_steps=self.niter_decay * self.decay_every)
 
     def stage_plan(self):
         """`[(folder, config)]`: "global", then "local_fixed" (G_1 frozen for niter_fix_global
@@ -167,16 +175,15 @@ class Config(PaperConfig):
             return [("", self)]
         plan = [("global", self.global_stage())]
         fix = self.niter_fix_global
-        if fix:
-            if self.niter and fix > self.niter:
+        if fix and (self.niter or self.niter_decay):
+            if fix > self.niter:
                 raise ValueError(f"niter_fix_global={fix} must be <= niter={self.niter} (G_1 is frozen "
                                  "while the learning rate is constant).")
-            if self.niter:
-                plan.append(("local_fixed", self.replace(freeze_global=True, niter=fix, niter_decay=0)))
-                plan.append(("local", self.replace(niter=self.niter - fix)))
-            else:   # counted in steps (fast preset)
-                plan.append(("local_fixed", self.replace(freeze_global=True, steps=fix, decay_steps=0)))
-                plan.append(("local", self))
+            plan.append(("local_fixed", self.replace(freeze_global=True, niter=fix, niter_decay=0)._epochs()))
+            plan.append(("local", self.replace(niter=self.niter - fix)._epochs()))
+        elif fix:   # counted in steps (fast preset): niter_fix_global steps
+            plan.append(("local_fixed", self.replace(freeze_global=True, steps=fix, decay_steps=0)))
+            plan.append(("local", self))
         else:
             plan.append(("local", self))
         return plan
@@ -185,9 +192,7 @@ class Config(PaperConfig):
         """Steps from epochs: (niter + niter_decay) epochs, the last niter_decay decaying."""
         if not (self.niter or self.niter_decay):
             return self
-        per_epoch = max(1, int(num_train_images) // self.batch_size)
-        return self.replace(steps=(self.niter + self.niter_decay) * per_epoch,
-                            decay_steps=self.niter_decay * per_epoch, decay_every=per_epoch)
+        return self.replace(decay_every=max(1, int(num_train_images) // self.batch_size))._epochs()
 
     @property
     def input_nc(self):
@@ -719,15 +724,33 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"lr": self.lr, "steps": self.steps, "decay_steps": self.decay_steps, "every": self.every}
 
 
-def build(config=None, previous=None):
+def build(config=None, previous=None, **functions):
     """The model of one stage; `previous` (the stage before) gives its weights: G_1's from a
     global stage (without its last 7x7 convolution), D_k's to D_{k+1} (same absolute scale),
-    or everything from a local stage with G_1 frozen."""
+    or everything from a local stage with G_1 frozen. `functions`: `Pix2PixHD`'s `edges_fn`,
+    `pyramid_fn`, `pool_fn`, `fm_fn`."""
     cfg = (config or Config.fast()).validate()
-    model = Pix2PixHD(cfg)
+    model = Pix2PixHD(cfg, **functions)
     if previous is not None:
         carry_weights(previous, model)
     return model
+
+
+def train_coarse_to_fine(config, dataset, steps=None, callbacks=(), verbose=0, **functions):
+    """Train every stage of `config.stage_plan()` on `dataset` (a street-scene dataset), each
+    stage built on the previous one (`build`); `steps` {folder: steps} overrides stages'
+    lengths. Returns {folder: trained model} in order (the last is the full model)."""
+    models, previous = {}, None
+    for folder, cfg in config.stage_plan():
+        n = (steps or {}).get(folder, cfg.steps)
+        cfg = cfg.replace(steps=n, decay_steps=min(cfg.decay_steps, n))
+        keras.utils.set_random_seed(cfg.seed)
+        model = build(cfg, previous, **functions)
+        model.compile()
+        pipeline = SPEC.batch(cfg).pipeline(dataset, cfg.batch_size, seed=cfg.seed)
+        model.fit(pipeline, steps_per_epoch=n, epochs=1, verbose=verbose, callbacks=list(callbacks))
+        models[folder or cfg.netG] = previous = model
+    return models
 
 
 def carry_weights(previous, model):
