@@ -725,9 +725,9 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def build(config=None, previous=None, **functions):
-    """The model of one stage; `previous` (the stage before) gives its weights: G_1's from a
-    global stage (without its last 7x7 convolution), D_k's to D_{k+1} (same absolute scale),
-    or everything from a local stage with G_1 frozen. `functions`: `Pix2PixHD`'s `edges_fn`,
+    """The model of one stage; `previous` (the stage before) gives its weights (`carry_weights`):
+    G_1's from a global stage (without its last 7x7 convolution) and its discriminators, or
+    everything from a local stage with G_1 frozen. `functions`: `Pix2PixHD`'s `edges_fn`,
     `pyramid_fn`, `pool_fn`, `fm_fn`."""
     cfg = (config or Config.fast()).validate()
     model = Pix2PixHD(cfg, **functions)
@@ -755,7 +755,9 @@ def train_coarse_to_fine(config, dataset, steps=None, callbacks=(), verbose=0, *
 
 def carry_weights(previous, model):
     """Copy every layer whose name and weight shapes match (as the reference's `load_network` of
-    a smaller model); discriminators by absolute scale."""
+    a smaller model); discriminators by the reference's scale index (D_k is its
+    `scale{num_D - k}`): from 2 to 3 scales, D_1 -> D_2 and D_2 -> D_3, which see the same
+    resolutions in the local stage as before."""
     def copy(src, dst):
         names = {layer.name: layer for layer in src.layers}
         for layer in dst.layers:
@@ -767,7 +769,6 @@ def carry_weights(previous, model):
     if previous.encoder is not None and model.encoder is not None:
         copy(previous.encoder, model.encoder)
     shift = len(model.discriminators) - len(previous.discriminators)
-    shift = shift if model.config.image_size != previous.config.image_size else 0
     for k, d in enumerate(previous.discriminators):
         if 0 <= k + shift < len(model.discriminators):
             model.discriminators[k + shift].set_weights(d.get_weights())
