@@ -170,3 +170,19 @@ def test_learns_label_to_image_on_synthetic_streets():
     after = colour_accuracy(model.generate(test), test["label"])
     print(f"colour accuracy of generated test scenes: {before:.3f} untrained -> {after:.3f} after {cfg.steps} steps")
     assert after > 0.8 and after > before + 0.3, (before, after)
+
+
+def test_stages_carry_g1_and_the_discriminators_by_scale_and_freeze_g1():
+    cfg = P.Config.fast().replace(image_size=(32, 64), ngf=4, n_downsample_global=2, n_blocks_global=1,
+                                  n_blocks_local=1, ndf=4, num_D=2, global_num_D=1, niter_fix_global=1)
+    (_, g_cfg), (_, fixed_cfg), (_, joint_cfg) = cfg.stage_plan()
+    coarse = P.build(g_cfg)
+    fixed = P.build(fixed_cfg, previous=coarse)
+    for name in ("G1_front", "G1_res0_a", "G1_up1"):
+        np.testing.assert_array_equal(fixed.G.get_layer(name).get_weights()[0], coarse.G.get_layer(name).get_weights()[0])
+    for a, b in zip(fixed.discriminators[1].get_weights(), coarse.discriminators[0].get_weights()):
+        np.testing.assert_array_equal(a, b)   # the reference's scale0 (the coarse stage's only D) -> D_2
+    frozen = {v.path for v in fixed.G.weights} - {v.path for v in fixed.G.trainable_weights}
+    assert frozen and all(path.startswith("G1_") for path in frozen)
+    joint = P.build(joint_cfg, previous=fixed)
+    assert len(joint.G.trainable_weights) == len(joint.G.weights)
