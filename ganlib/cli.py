@@ -1,9 +1,11 @@
 """The `ganlib` command line (also `python -m ganlib`).
 
     ganlib data synthbirds --out DIR --n N --size S --seed K
-    ganlib data check cub|flowers|coco|synthbirds [--root DIR] [--no-decode]
+    ganlib data synthstreets --out DIR --n N --size WxH --seed K
+    ganlib data check cub|flowers|coco|synthbirds|synthstreets|cityscapes [--root DIR] [--no-decode]
     ganlib models                                   # the papers, their variants and presets
     ganlib train cgan --preset fast|paper [--variant NAME] [--data NAME --root DIR] [--steps N] --out DIR [--resume]
+    ganlib train cgan --data cub --text-encoder damsm:DIR --out DIR   # sentence features of a pretrained DAMSM
     ganlib train stackgan --preset fast --out DIR   # OUT/stage1, then OUT/stage2
     ganlib evaluate RUN_DIR
     ganlib leaderboard --out DIR                     # every fast preset on one SynthBirds evaluation
@@ -25,12 +27,18 @@ from ganlib.models.registry import PRESETS
 
 
 def _data(args):
-    if args.dataset != "synthbirds":
-        print(f"ganlib data: generating {args.dataset!r} is not available yet (synthbirds is).", file=sys.stderr)
-        return 2
+    if args.dataset == "synthstreets":
+        from ganlib.data import synthstreets
+
+        path = synthstreets.generate(args.out, n=args.n or 3000, size=args.size or "256x128", seed=args.seed)
+        print(f"SynthStreets written to {path}")
+        return 0
     from ganlib.data import synthbirds
 
-    path = synthbirds.generate(args.out, n=args.n, size=args.size, seed=args.seed, verbose=True)
+    size = int(args.size) if args.size and args.size.isdigit() else None
+    if args.size and size is None:
+        raise ValueError(f"--size must be an integer number of pixels for synthbirds, got {args.size!r}")
+    path = synthbirds.generate(args.out, n=args.n or 6000, size=size or 64, seed=args.seed, verbose=True)
     print(f"SynthBirds written to {path}")
     return 0
 
@@ -46,7 +54,8 @@ def _train(args):
     from ganlib import runs
 
     runs.train(args.model, preset=args.preset, data=args.data, root=args.root, steps=args.steps,
-               out=args.out, resume=args.resume, tensorboard=args.tensorboard, variant=args.variant)
+               out=args.out, resume=args.resume, tensorboard=args.tensorboard, variant=args.variant,
+               text_encoder=args.text_encoder)
     return 0
 
 
@@ -129,13 +138,16 @@ def build_parser():
     for name in ("synthbirds", "synthstreets"):
         g = data_sub.add_parser(name, help=f"generate {name}")
         g.add_argument("--out", required=True, help="output folder")
-        g.add_argument("--n", type=int, default=6000, help="number of images (default 6000)")
-        g.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+        default_n, size_help = ((6000, "image side in pixels (default 64)") if name == "synthbirds" else
+                                (3000, "WxH in pixels, up to 2048x1024, or a width (height = width / 2; "
+                                       "default 256x128)"))
+        g.add_argument("--n", type=int, default=None, help=f"number of images (default {default_n})")
+        g.add_argument("--size", default=None, help=size_help)
         g.add_argument("--seed", type=int, default=0)
         g.set_defaults(run=_data)
     g = data_sub.add_parser("check", help="count a dataset's images and captions per split and list "
                                           "missing or unreadable files (exit status 1 if any)")
-    g.add_argument("name", choices=["cub", "flowers", "coco", "synthbirds"])
+    g.add_argument("name", choices=["cub", "flowers", "coco", "synthbirds", "synthstreets", "cityscapes"])
     g.add_argument("--root", default=None, help="dataset folder (default: <data root>/NAME)")
     g.add_argument("--no-decode", action="store_true", help="do not decode every image (faster)")
     g.set_defaults(run=_data_check)
@@ -152,6 +164,10 @@ def build_parser():
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/logs")
     p.add_argument("--variant", default=None, help="a variant of the model (`ganlib models` lists them), e.g. "
                    "cgan: class; stackgan: no-ca; stackganpp: unconditional")
+    p.add_argument("--text-encoder", default=None, metavar="NAME",
+                   help="text models' sentence encoder: synthbirds (lessons 01-03's default on SynthBirds), "
+                        "damsm (the shipped SynthBirds DAMSM) or damsm:DIR (a DAMSM pretrained with "
+                        "`ganlib pretrain damsm --out DIR`, e.g. on real captions)")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("models", help="list the papers, their variants and presets")

@@ -17,7 +17,14 @@ Text encoders (`Config.text_encoder`):
 * `"char-cnn-rnn"`: the 1024-d char-CNN-RNN embeddings that the reference
   datasets ship (`char-CNN-RNN-embeddings.pickle`, 10 per image), read by the
   data pipeline and used as they are, as the reference code does. New captions
-  cannot be encoded offline: `generate` then takes an embeddings array.
+  cannot be encoded offline: `generate` then takes an embeddings array;
+* `"damsm"` (the shipped SynthBirds DAMSM, `ganlib/assets/damsm_synthbirds`) or
+  `"damsm:DIR"` (one trained by `ganlib pretrain damsm --data cub|coco --out DIR`):
+  AttnGAN's DAMSM text encoder (frozen), its sentence feature $\bar e$ used as it is
+  (AttnGAN feeds it to conditioning augmentation unscaled), with the DAMSM's own
+  vocabulary: the real-data text encoder of lessons 01-03's models
+  (`ganlib train cgan --text-encoder damsm:DIR`). `use_text_encoder` sets a config's
+  `embed_dim` to the DAMSM's width.
 
 | `"label_map"` | a semantic label map and its instance map (pix2pixHD) | `label`, `instance` (B, H, W) | a dict of `label`, `instance` arrays, or dataset items |
 
@@ -31,9 +38,56 @@ from keras import ops
 
 #: text encoders and the width of their sentence embedding (None: the data's precomputed width,
 #: 1024 in the reference datasets' char-CNN-RNN pickles)
-TEXT_ENCODERS = {"synthbirds": 256, "char-cnn-rnn": None}
+TEXT_ENCODERS = {"synthbirds": 256, "char-cnn-rnn": None, "damsm": None}
 KINDS = ("text", "class", "none", "label_map")
 SENTENCE_ENCODER = "sentence_encoder"
+
+
+def damsm_folder(text_encoder):
+    """The DAMSM folder of a `"damsm"` / `"damsm:DIR"` text encoder name (None: the shipped one);
+    ValueError for any other name."""
+    if text_encoder == "damsm":
+        return None
+    if isinstance(text_encoder, str) and text_encoder.startswith("damsm:") and len(text_encoder) > 6:
+        return text_encoder[6:]
+    raise ValueError(f"not a DAMSM text encoder: {text_encoder!r} (expected 'damsm' or 'damsm:DIR')")
+
+
+def is_damsm(text_encoder):
+    return isinstance(text_encoder, str) and (text_encoder == "damsm" or text_encoder.startswith("damsm:"))
+
+
+def text_encoder_width(text_encoder):
+    """Width of a text encoder's sentence embedding (None: the data's precomputed width)."""
+    if is_damsm(text_encoder):
+        from ganlib.models.damsm import read_config
+
+        return int(read_config(damsm_folder(text_encoder))["config"]["embed_dim"])
+    if text_encoder not in TEXT_ENCODERS:
+        raise ValueError(f"text_encoder must be one of {sorted(TEXT_ENCODERS)} or 'damsm:DIR', got {text_encoder!r}.")
+    return TEXT_ENCODERS[text_encoder]
+
+
+def use_text_encoder(config, text_encoder):
+    """`config` conditioned by `text_encoder` ("synthbirds", "char-cnn-rnn", "damsm", "damsm:DIR"):
+    `embed_dim` (and for a DAMSM `max_words`) follow the encoder; a DAMSM folder is made absolute,
+    so that checkpoints load from anywhere."""
+    if config.conditioning != "text":
+        raise ValueError(f"a text encoder conditions text models; this config's conditioning is "
+                         f"{config.conditioning!r}.")
+    if is_damsm(text_encoder) and text_encoder != "damsm":
+        import os
+
+        text_encoder = "damsm:" + os.path.abspath(damsm_folder(text_encoder))
+    width = text_encoder_width(text_encoder)
+    changes = {"text_encoder": text_encoder}
+    if width is not None:
+        changes["embed_dim"] = width
+    if is_damsm(text_encoder):
+        from ganlib.models.damsm import read_config
+
+        changes["max_words"] = int(read_config(damsm_folder(text_encoder))["config"]["max_words"])
+    return config.replace(**changes)
 
 
 class SentenceConditioning:
@@ -48,22 +102,37 @@ class SentenceConditioning:
     kind = "text"
 
     def __init__(self, embed_dim, text_encoder="synthbirds", max_words=18):
-        if text_encoder not in TEXT_ENCODERS:
-            raise ValueError(f"text_encoder must be one of {sorted(TEXT_ENCODERS)}, got {text_encoder!r}.")
-        if TEXT_ENCODERS[text_encoder] not in (None, embed_dim):
+        width = text_encoder_width(text_encoder)
+        if width not in (None, embed_dim):
             raise ValueError(f"embed_dim={embed_dim} does not match the {text_encoder!r} text encoder, "
-                             f"whose embeddings have {TEXT_ENCODERS[text_encoder]} dimensions.")
+                             f"whose embeddings have {width} dimensions.")
         self.embed_dim, self.text_encoder, self.max_words = int(embed_dim), text_encoder, int(max_words)
-        self.precomputed = text_encoder != "synthbirds"
+        self.damsm = is_damsm(text_encoder)
+        self.precomputed = text_encoder == "char-cnn-rnn"
         self._tokenizer = None
 
     def helpers(self):
         """The frozen networks this component needs, by name."""
         if self.precomputed:
             return {}
+        if self.damsm:
+            return {SENTENCE_ENCODER: self._damsm_sentence_encoder()}
         from ganlib.encoders import load_sentence_encoder
 
         return {SENTENCE_ENCODER: load_sentence_encoder()}
+
+    def _damsm_sentence_encoder(self):
+        """tokens (B, T) -> the DAMSM's sentence feature (B, D), frozen; keeps the DAMSM's tokenizer."""
+        import keras
+
+        from ganlib.models.damsm import load_pretrained
+
+        damsm, self._tokenizer = load_pretrained(damsm_folder(self.text_encoder))
+        self._tokenizer.max_words = self.max_words
+        encoder = damsm.text_encoder
+        encoder.trainable = False
+        tokens = keras.Input((None,), dtype="int32", name="tokens")
+        return keras.Model(tokens, encoder(tokens)[1], name=SENTENCE_ENCODER)
 
     @property
     def batch_key(self):
@@ -74,7 +143,13 @@ class SentenceConditioning:
         if self._tokenizer is None:
             from ganlib.text import Tokenizer
 
-            self._tokenizer = Tokenizer.default(max_words=self.max_words)
+            if self.damsm:
+                from ganlib.models.damsm import SHIPPED
+
+                folder = damsm_folder(self.text_encoder) or SHIPPED
+                self._tokenizer = Tokenizer.load(f"{folder}/vocab.txt", max_words=self.max_words)
+            else:
+                self._tokenizer = Tokenizer.default(max_words=self.max_words)
         return self._tokenizer
 
     def embed_tokens(self, model, tokens):
@@ -86,14 +161,17 @@ class SentenceConditioning:
         times weaker than the noise. $\varphi(t) = \sqrt{d}\, e / \lVert e \rVert$;
         with k captions per image (Reed et al.'s and StackGAN's code average k = 4),
         the mean of the k embeddings, rescaled the same way.
+
+        A DAMSM's sentence feature $\bar e$ (the last states of its LSTM) is used as it
+        is, as AttnGAN feeds it to conditioning augmentation (k captions: their mean).
         """
         shape = ops.shape(tokens)
         if len(shape) == 3:
             e = self.embed_tokens(model, ops.reshape(tokens, (-1, shape[2])))
             e = ops.mean(ops.reshape(e, (shape[0], shape[1], -1)), axis=1)
-        else:
-            e = ops.stop_gradient(model.helper(SENTENCE_ENCODER)(tokens, training=False))
-        return ops.normalize(e, axis=-1) * float(self.embed_dim) ** 0.5
+            return e if self.damsm else ops.normalize(e, axis=-1) * float(self.embed_dim) ** 0.5
+        e = ops.stop_gradient(model.helper(SENTENCE_ENCODER)(tokens, training=False))
+        return e if self.damsm else ops.normalize(e, axis=-1) * float(self.embed_dim) ** 0.5
 
     def from_batch(self, model, batch, wrong=False):
         """The condition of a training batch (B, embed_dim); `wrong=True`: of its mismatched captions."""
@@ -300,7 +378,7 @@ def for_dataset(config, dataset):
     if config.conditioning == "class" and not dataset.has_classes:
         raise ValueError(f"class conditioning needs class ids, and the {dataset.name!r} dataset has none "
                          f"(every class_id is -1); train a text-conditional model instead.")
-    if config.conditioning != "text" or config.text_encoder == "synthbirds":
+    if config.conditioning != "text" or config.text_encoder == "synthbirds" or is_damsm(config.text_encoder):
         return config, None
     if not getattr(dataset, "has_embeddings", False):
         note = (f"the {dataset.name} data has no precomputed {config.text_encoder} embeddings; the text "

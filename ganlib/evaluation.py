@@ -9,6 +9,9 @@ images:
 
 * SynthBirds: FID and Inception-Score analogues with the shipped evaluation net, and
   caption consistency against chance (`ganlib.metrics`), where the model is conditioned;
+  for text-conditioned models also AttnGAN's R-precision (`r_precision`, `r_precision_std`:
+  each image's caption against 99 mismatched ones, mean and std over 10 folds) with the
+  shipped SynthBirds DAMSM (`ganlib.metrics.damsm_r_precision`);
 * street scenes (SynthStreets, Cityscapes; label-map models): pixel accuracy and mean IoU of a
   segmentation network on the generated images against their input label maps, and an FID
   analogue on its features (`evaluate_label_maps`);
@@ -89,6 +92,9 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
     record = metrics.evaluate_images(fakes, sample["captions"], _SAMPLES[stats_key])
     if model.condition.kind == "none":   # nothing asked for, so nothing to be consistent with
         record = {k: v for k, v in record.items() if k not in ("caption_consistency", "chance_consistency")}
+    if model.condition.kind == "text":
+        record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(fakes, sample["captions"],
+                                                                                     seed=seed)
     return {k: float(v) for k, v in record.items()}
 
 

@@ -306,24 +306,37 @@ def damsm_tokenizer(dataset, max_words):
     return Tokenizer.from_texts([c for cs in dataset.captions for c in cs], max_words=max_words)
 
 
-def damsm_r_precision(model, dataset, tokenizer, candidates=100, seed=0):
+def save_damsm(model, tokenizer, out, data, weights=True):
+    """Write a DAMSM folder as ``ganlib.models.damsm.load_pretrained`` reads it: ``config.json``
+    (the config, the data's name, the number of token ids), ``vocab.txt`` and ``damsm.weights.h5``."""
+    os.makedirs(out, exist_ok=True)
+    tokenizer.save(os.path.join(out, "vocab.txt"))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump({"config": model.config.to_dict(), "data": data, "vocabulary_size": tokenizer.vocabulary_size},
+                  f, indent=1)
+    if weights:
+        model.save_weights(os.path.join(out, "damsm.weights.h5"))
+
+
+def damsm_r_precision(model, dataset, tokenizer, candidates=100, seed=0, folds=None):
     """R-precision of a DAMSM on a split: every image against its caption and 99 others.
 
     One caption per image (drawn with ``seed``); images uncropped by augmentation,
     resized to the model's input; cosine of the global image code and the sentence
     feature (:func:`ganlib.metrics.r_precision`). With fewer than ``candidates``
-    images, all of them are the candidates.
+    images, all of them are the candidates. ``folds``: return ``(mean, std)`` over
+    that many folds (:func:`ganlib.metrics.r_precision_folds`) instead of one number.
     """
     from ganlib import metrics
 
-    c = model.config
-    images = dataset.images(c.image_size).astype("float32") / 127.5 - 1.0
+    images = dataset.images(model.config.image_size)
     rng = np.random.default_rng(seed)
     captions = [caps[rng.integers(len(caps))] for caps in dataset.captions]
-    tokens = tokenizer(captions)[:, :c.max_words]
-    image_codes = model.encode_images(images)
-    text_codes = model.encode_captions(tokens)
-    return metrics.r_precision(image_codes, text_codes, candidates=min(candidates, len(images)), seed=seed)
+    image_codes, text_codes = metrics.damsm_codes(images, captions, model, tokenizer)
+    candidates = min(candidates, len(images))
+    if folds:
+        return metrics.r_precision_folds(image_codes, text_codes, candidates=candidates, folds=folds, seed=seed)
+    return metrics.r_precision(image_codes, text_codes, candidates=candidates, seed=seed)
 
 
 def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, resume=False,
@@ -384,10 +397,7 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
         model.load_weights(weights_path)
         if verbose:
             _log(f"damsm: resuming {out} at epoch {start}")
-    tokenizer.save(os.path.join(out, "vocab.txt"))
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump({"config": config.to_dict(), "data": data, "vocabulary_size": tokenizer.vocabulary_size},
-                  f, indent=1)
+    save_damsm(model, tokenizer, out, data, weights=False)
     batches = len(train) // config.batch_size
     steps = batches if steps_per_epoch is None else min(batches, int(steps_per_epoch))
     step = start * steps
@@ -402,18 +412,48 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
         step += steps
         record = {"epoch": epoch + 1, "step": step, "learning_rate": lr,
                   **{k: float(v[-1]) for k, v in hist.history.items()},
-                  "r_precision": damsm_r_precision(model, test, tokenizer, seed=seed)}
+                  "time_s": round(time.time() - t0, 1)}
+        record["r_precision"], record["r_precision_std"] = damsm_r_precision(model, test, tokenizer, seed=seed,
+                                                                             folds=10)
         history.append(record)
-        model.save_weights(weights_path)
+        save_damsm(model, tokenizer, out, data)
         with open(os.path.join(out, "metrics.json"), "w") as f:
             json.dump(history, f, indent=1)
         with open(state_path, "w") as f:
             json.dump({"epoch": epoch + 1}, f)
+        if os.path.abspath(out) == os.path.abspath(SHIPPED_DAMSM):
+            _record_shipped_damsm(test, config, tokenizer, history, data, seed, len(train))
         if verbose:
             _log(f"damsm epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f} (words {record['word_loss']:.3f}, "
                  f"sentence {record['sentence_loss']:.3f}), test R-precision {record['r_precision']:.3f}, "
                  f"lr {lr:.5f} ({time.time() - t0:.0f}s)")
     return history
+
+
+SHIPPED_DAMSM = os.path.join(ASSETS, "damsm_synthbirds")
+
+
+def _record_shipped_damsm(test, config, tokenizer, history, data, seed, train_images):
+    """The shipped DAMSM's entry of ``pretrained.json``: test R-precision (mean +- std over 10 folds)."""
+    import keras
+
+    mean, std = history[-1]["r_precision"], history[-1]["r_precision_std"]
+    record = {
+        "folder": os.path.basename(SHIPPED_DAMSM),
+        "files": ["damsm.weights.h5", "config.json", "vocab.txt", "metrics.json"],
+        "test_classes": {"r_precision": mean, "r_precision_std": std, "candidates": 100, "folds": 10,
+                         "chance": 0.01, "images": len(test),
+                         "r_precision_by_epoch": [round(r["r_precision"], 4) for r in history]},
+        "settings": {"data": data, "train_images": int(train_images),
+                     "epochs": int(history[-1]["epoch"]), "steps": int(history[-1]["step"]),
+                     "config": config.to_dict(), "vocabulary_size": tokenizer.vocabulary_size, "seed": seed,
+                     "backend": keras.backend.backend()},
+        "time_s": {"train": round(sum(r.get("time_s", 0.0) for r in history), 1)},
+        "command": f"python -m ganlib pretrain damsm --data {data} --out ganlib/assets/damsm_synthbirds "
+                   f"--epochs {history[-1]['epoch']}",
+    }
+    _update_json(ASSETS, "damsm_synthbirds", record)
+    _log(f"damsm: recorded test R-precision {mean:.3f} +- {std:.3f} in {os.path.join(ASSETS, 'pretrained.json')}")
 
 
 def _update_json(out, key, record):

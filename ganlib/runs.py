@@ -42,8 +42,14 @@ def _write_info(out, **info):
 
 
 def train(name="cgan", preset="fast", data="synthbirds", root=None, steps=None, out="runs/cgan",
-          resume=False, tensorboard=False, verbose=1, config_overrides=None, callbacks=(), variant=None):
+          resume=False, tensorboard=False, verbose=1, config_overrides=None, callbacks=(), variant=None,
+          text_encoder=None):
     """Train a model and write checkpoints, sample grids and metrics.json into `out`.
+
+    `text_encoder` (text models): "synthbirds", "char-cnn-rnn", "damsm" (the shipped
+    SynthBirds DAMSM) or "damsm:DIR" (a DAMSM from `ganlib pretrain damsm --out DIR`,
+    e.g. trained on CUB's real captions); the config's `embed_dim` follows it
+    (`ganlib.conditioning.use_text_encoder`).
 
     A model trained in stages (its registry entry has `stages`) trains each stage in
     its own sub-run `out/<folder>`, built on the previous stage's model; `steps` then
@@ -58,6 +64,8 @@ def train(name="cgan", preset="fast", data="synthbirds", root=None, steps=None, 
     train_set = open_dataset(data, root=root, split="train")
     test_set = open_dataset(data, root=root, split="test")
     cfg = spec.make_config(preset, variant, **(config_overrides or {}))
+    if text_encoder is not None:
+        cfg = conditioning.use_text_encoder(cfg, text_encoder)
     cfg, note = conditioning.for_dataset(cfg, train_set)
     if note:
         print(f"ganlib: {note}.")

@@ -84,11 +84,9 @@ def test_default_root_and_auto_generation(tmp_path, monkeypatch, capsys):
     assert data.default_root().name == "datasets"
 
 
-def test_unknown_and_unavailable_names(tiny_root):
+def test_unknown_names_and_splits(tiny_root):
     with pytest.raises(ValueError, match="unknown dataset name 'birds'"):
         open_dataset("birds", root=tiny_root)
-    with pytest.raises(NotImplementedError, match="synthstreets"):
-        open_dataset("synthstreets")
     with pytest.raises(ValueError, match="split"):
         open_dataset("synthbirds", root=tiny_root, split="val")
     cub = open_dataset("cub", root=tiny_root, split="test")  # the same reader reads it

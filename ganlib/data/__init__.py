@@ -13,12 +13,17 @@ Modules:
 * :mod:`ganlib.data.flowers` -- Oxford-102 flowers in the StackGAN layout;
 * :mod:`ganlib.data.coco` -- MS-COCO 2014 in the AttnGAN layout or from the
   official caption annotations;
+* :mod:`ganlib.data.synthstreets` -- the procedural Cityscapes-like street
+  scenes (label map, instance map, photo);
+* :mod:`ganlib.data.cityscapes` -- the Cityscapes layout reader (Cityscapes
+  and SynthStreets): ``ds[i]`` -> ``{"image", "label", "instance", "filename"}``;
 * :mod:`ganlib.data.check` -- ``ganlib data check``: counts and problems.
 
 Data roots: ``$GANLIB_DATA_ROOT`` if set; otherwise ``<checkout>/datasets``
 when ganlib runs from a source checkout that has a ``datasets/`` folder;
 otherwise ``~/.cache/ganlib/datasets``. Each dataset lives in a sub-folder
-(``synthbirds/``, ``cub/``, ``flowers/``, ``coco/``). The expected layouts,
+(``synthbirds/``, ``cub/``, ``flowers/``, ``coco/``, ``synthstreets/``,
+``cityscapes/``). The expected layouts,
 where to get the data and its licence are in ``datasets/cards/``.
 """
 
@@ -29,17 +34,20 @@ import pathlib
 import shutil
 
 from ganlib.data.captioned import CaptionedDataset
+from ganlib.data.cityscapes import StreetsDataset
 from ganlib.data.coco import COCODataset
 from ganlib.data.flowers import FlowersDataset
 
-__all__ = ["CaptionedDataset", "COCODataset", "FlowersDataset", "default_root",
+__all__ = ["CaptionedDataset", "COCODataset", "FlowersDataset", "StreetsDataset", "default_root",
            "open_dataset", "DATASETS", "READERS"]
 
 DATASETS = ("synthbirds", "cub", "flowers", "coco", "synthstreets", "cityscapes")
-_NOT_YET = ("synthstreets", "cityscapes")
 #: reader class of each available dataset
 READERS = {"synthbirds": CaptionedDataset, "cub": CaptionedDataset,
-           "flowers": FlowersDataset, "coco": COCODataset}
+           "flowers": FlowersDataset, "coco": COCODataset,
+           "synthstreets": StreetsDataset, "cityscapes": StreetsDataset}
+#: the default SynthStreets, generated on first use
+SYNTHSTREETS_DEFAULT = {"n": 3000, "size": (256, 128), "seed": 0}
 
 
 def default_root() -> pathlib.Path:
@@ -60,33 +68,38 @@ def open_dataset(name: str, root=None, split: str = "train",
     Args:
         name: one of ``"synthbirds"``, ``"cub"`` (CUB-200-2011, AttnGAN
             layout), ``"flowers"`` (Oxford-102, StackGAN layout), ``"coco"``
-            (COCO-2014, AttnGAN layout or official annotations) (readers
-            available) or ``"synthstreets"``, ``"cityscapes"`` (not available yet).
+            (COCO-2014, AttnGAN layout or official annotations),
+            ``"synthstreets"`` or ``"cityscapes"`` (Cityscapes layout, read by
+            :class:`StreetsDataset`).
         root: dataset folder; default ``default_root() / name``. With the
             default root, a missing SynthBirds is generated there first
-            (6000 images, 64 px, seed 0).
-        split: ``"train"`` or ``"test"``.
+            (6000 images, 64 px, seed 0), and a missing SynthStreets too
+            (3000 scenes of 256x128, seed 0: 2500 train, 500 test).
+        split: ``"train"`` or ``"test"`` (Cityscapes: also ``"val"``).
         image_size: optional square size of ``ds[i]["image"]`` and default
-            size of ``ds.pipeline()``; a positive multiple of 4.
+            size of ``ds.pipeline()``; a positive multiple of 4. Street
+            scenes: an ``(H, W)`` pair for ``ds[i]``.
         strict: ``True``: a bad item (missing image or caption file, too few
             captions...) raises an error naming the file; ``False``: bad items
             are skipped with one warning giving their count (``ds.problems``).
 
     Returns:
         A :class:`CaptionedDataset` (:class:`FlowersDataset` for flowers,
-        :class:`COCODataset` for coco).
+        :class:`COCODataset` for coco, :class:`StreetsDataset` for street scenes).
 
     Raises:
         ValueError: unknown name, bad split or image_size.
-        NotImplementedError: a known dataset whose reader is not available yet.
         FileNotFoundError: the root or its expected files are missing.
     """
     if not isinstance(name, str) or name.lower() not in DATASETS:
         raise ValueError(f"unknown dataset name {name!r}; expected one of {DATASETS}")
     name = name.lower()
-    if name in _NOT_YET:
-        raise NotImplementedError(f"the {name!r} dataset is not available yet in ganlib; "
-                                  f"available: {', '.join(map(repr, READERS))}")
+    if READERS[name] is StreetsDataset:
+        if root is None:
+            root = default_root() / name
+            if name == "synthstreets" and not (root / "synthstreets.json").is_file():
+                _generate_default_synthstreets(root)
+        return StreetsDataset(root, split=split, name=name, size=image_size, strict=strict)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if root is None:
@@ -112,6 +125,25 @@ def _generate_default_synthbirds(root: pathlib.Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     synthbirds.generate(tmp, verbose=False)
     if root.exists() and not (root / "CUB_200_2011" / "images.txt").is_file():
+        shutil.rmtree(root)  # an incomplete earlier attempt
+    try:
+        tmp.rename(root)
+    except OSError:  # another process finished first: its copy is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _generate_default_synthstreets(root: pathlib.Path) -> None:
+    """Generate the default SynthStreets at ``root``, atomically (as SynthBirds)."""
+    from ganlib.data import synthstreets
+
+    d = SYNTHSTREETS_DEFAULT
+    print(f"ganlib: SynthStreets not found at {root}; generating it there ({d['n']} scenes, "
+          f"{d['size'][0]}x{d['size'][1]} px, seed {d['seed']})", flush=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    synthstreets.generate(tmp, verbose=False, **d)
+    if root.exists() and not (root / "synthstreets.json").is_file():
         shutil.rmtree(root)  # an incomplete earlier attempt
     try:
         tmp.rename(root)

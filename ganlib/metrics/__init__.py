@@ -12,7 +12,8 @@ The papers in this course report three kinds of numbers:
 * **R-precision** (AttnGAN, Xu et al., 2018): rank each image's true caption among
   `candidates - 1` mismatched ones by cosine similarity of image/text codes
   (DAMSM codes); :func:`r_precision_folds` reports it as mean +- std over 10
-  folds, as DM-GAN (Zhu et al., 2019) does.
+  folds, as DM-GAN (Zhu et al., 2019) does; :func:`damsm_r_precision` computes it
+  for generated images with a pretrained DAMSM (on SynthBirds the shipped one).
 
 On the synthetic SynthBirds data the "Inception network" is a small classifier
 trained on real SynthBirds renders (:class:`Evaluator`, weights shipped in
@@ -32,6 +33,7 @@ the FID statistics of the real set (kept as ``.npz`` with :func:`save_statistics
 All functions take and return numpy arrays / Python floats. scipy is not needed.
 """
 
+from ganlib.metrics.damsm import damsm_codes, damsm_r_precision
 from ganlib.metrics.images import as_model_images
 from ganlib.metrics.inception import (
     InceptionNetwork, InceptionWeightsUnavailable, default_inception, inception_metrics,
@@ -47,7 +49,8 @@ from ganlib.metrics.synthbirds import (
 
 __all__ = [
     "ASSETS", "EVALUATOR_WEIGHTS", "Evaluator", "InceptionNetwork", "InceptionWeightsUnavailable",
-    "as_model_images", "build_evaluator_network", "caption_consistency", "default_evaluator",
+    "as_model_images", "build_evaluator_network", "caption_consistency", "damsm_codes", "damsm_r_precision",
+    "default_evaluator",
     "default_inception", "evaluate_images", "feature_statistics", "frechet_distance",
     "inception_metrics", "inception_score", "inception_statistics", "load_statistics",
     "r_precision", "r_precision_folds", "real_statistics", "save_statistics",

@@ -100,7 +100,8 @@ class PaperSpec:
     build: Callable
     batch: Callable
     conditions: tuple = ("text",)
-    metrics: tuple = ("fid", "inception_score", "caption_consistency", "chance_consistency")
+    metrics: tuple = ("fid", "inception_score", "caption_consistency", "chance_consistency", "r_precision",
+                      "r_precision_std")
     stages: Callable | None = None
     variants: Mapping[str, Variant] = field(default_factory=dict)
 
