@@ -534,26 +534,25 @@ class Pix2PixHD(PaperGAN):
 
     def __init__(self, config=None, edges_fn=None, pyramid_fn=None, pool_fn=None, fm_fn=None, vgg=None, **kwargs):
         cfg = self.resolve_config(config).validate()
-        self.edges_fn = edges_fn or instance_edges
-        self.pyramid_fn = pyramid_fn or image_pyramid
-        self.pool_fn = pool_fn or instance_average_pool
-        self.fm_fn = fm_fn or losses.feature_matching
+        pool_fn = pool_fn or instance_average_pool
         G = build_generator(cfg)
         discriminators = [build_discriminator(cfg, k) for k in range(1, cfg.num_D + 1)]
-        helpers = {}
-        if cfg.vgg_loss:
-            helpers["vgg19"] = vgg or build_vgg(cfg.vgg_weights)
-        self.encoder = build_encoder(cfg) if cfg.instance_feat else None
+        helpers = {"vgg19": vgg or build_vgg(cfg.vgg_weights)} if cfg.vgg_loss else {}
+        encoder = build_encoder(cfg) if cfg.instance_feat else None
         generator = G
-        if self.encoder is not None:
+        if encoder is not None:
             label_input = keras.Input((None, None, cfg.label_channels), name="label_input")
             image = keras.Input((None, None, 3), name="image")
             instance = keras.Input((None, None), dtype="int32", name="instance")
-            feat = _InstancePool(self.pool_fn, name="instance_pool")([self.encoder(image), instance])
+            feat = _InstancePool(pool_fn, name="instance_pool")([encoder(image), instance])
             generator = keras.Model([label_input, image, instance],
                                     G(layers.Concatenate(name="with_features")([label_input, feat])), name="G_E")
-        super().__init__(cfg, generator, discriminators, helpers=helpers, **kwargs)
-        self.G = G
+        super().__init__(cfg, generator, discriminators, helpers=helpers, **kwargs)   # before any attribute (torch)
+        self.G, self.encoder = G, encoder
+        self.edges_fn = edges_fn or instance_edges
+        self.pyramid_fn = pyramid_fn or image_pyramid
+        self.pool_fn = pool_fn
+        self.fm_fn = fm_fn or losses.feature_matching
         self.cluster_centres = {}   # label id -> (n, feat_num) k-means centres (cluster_features)
 
     def noise_shapes(self, n, training=False):
