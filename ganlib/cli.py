@@ -6,6 +6,7 @@
     ganlib models                                   # the papers, their variants and presets
     ganlib train cgan --preset fast|paper [--variant NAME] [--data NAME --root DIR] [--steps N] --out DIR [--resume]
     ganlib train cgan --data cub --text-encoder damsm:DIR --out DIR   # sentence features of a pretrained DAMSM
+    ganlib train cgan ... --devices N               # data-parallel (JAX, TensorFlow); README: several hosts
     ganlib train stackgan --preset fast --out DIR   # OUT/stage1, then OUT/stage2
     ganlib evaluate RUN_DIR
     ganlib leaderboard --out DIR                     # every fast preset on one SynthBirds evaluation
@@ -55,7 +56,9 @@ def _train(args):
 
     runs.train(args.model, preset=args.preset, data=args.data, root=args.root, steps=args.steps,
                out=args.out, resume=args.resume, tensorboard=args.tensorboard, variant=args.variant,
-               text_encoder=args.text_encoder)
+               text_encoder=args.text_encoder,
+               devices=args.devices, coordinator=args.coordinator, num_processes=args.num_processes,
+               process_id=args.process_id)
     return 0
 
 
@@ -168,6 +171,12 @@ def build_parser():
                    help="text models' sentence encoder: synthbirds (lessons 01-03's default on SynthBirds), "
                         "damsm (the shipped SynthBirds DAMSM) or damsm:DIR (a DAMSM pretrained with "
                         "`ganlib pretrain damsm --out DIR`, e.g. on real captions)")
+    p.add_argument("--devices", type=int, default=None, help="train data-parallel on N devices of this host "
+                   "(per process); the preset's batch size is the global batch (JAX, TensorFlow)")
+    p.add_argument("--coordinator", default=None, help="several processes (JAX): HOST:PORT of process 0 "
+                   "(or set KERAS_DISTRIBUTION_JOB_ADDRESSES)")
+    p.add_argument("--num-processes", type=int, default=None, help="several processes (JAX): how many")
+    p.add_argument("--process-id", type=int, default=None, help="several processes (JAX): this one's index")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("models", help="list the papers, their variants and presets")

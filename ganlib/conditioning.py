@@ -228,8 +228,9 @@ class ClassConditioning:
 
     kind = "class"
 
-    def __init__(self, num_classes):
+    def __init__(self, num_classes, one_hot_fn=None):
         self.num_classes = int(num_classes)
+        self.one_hot_fn = one_hot_fn   # (class_ids, num_classes) -> one-hot rows, for `encode`
 
     def helpers(self):
         return {}
@@ -245,6 +246,8 @@ class ClassConditioning:
         bad = class_ids[(class_ids < 0) | (class_ids >= self.num_classes)]
         if bad.size:
             raise ValueError(f"class_ids: {bad.tolist()} out of range [0, {self.num_classes}).")
+        if self.one_hot_fn is not None:
+            return np.asarray(ops.convert_to_numpy(self.one_hot_fn(class_ids, self.num_classes)), "float32")
         return np.eye(self.num_classes, dtype="float32")[class_ids]
 
     def count(self, class_ids):

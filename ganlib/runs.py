@@ -27,7 +27,7 @@ import time
 import keras
 
 from ganlib import callbacks as cb
-from ganlib import conditioning, models
+from ganlib import conditioning, models, training
 from ganlib.evaluation import REAL_STATISTICS_FILE, evaluate_model  # noqa: F401  (lessons import them from here)
 
 
@@ -43,7 +43,8 @@ def _write_info(out, **info):
 
 def train(name="cgan", preset="fast", data="synthbirds", root=None, steps=None, out="runs/cgan",
           resume=False, tensorboard=False, verbose=1, config_overrides=None, callbacks=(), variant=None,
-          text_encoder=None):
+          text_encoder=None,
+          devices=None, coordinator=None, num_processes=None, process_id=None):
     """Train a model and write checkpoints, sample grids and metrics.json into `out`.
 
     `text_encoder` (text models): "synthbirds", "char-cnn-rnn", "damsm" (the shipped
@@ -55,12 +56,25 @@ def train(name="cgan", preset="fast", data="synthbirds", root=None, steps=None, 
     its own sub-run `out/<folder>`, built on the previous stage's model; `steps` then
     counts per stage, and `resume` continues the first unfinished stage.
 
+    `devices` (and `coordinator`, `num_processes`, `process_id` for several processes)
+    train data-parallel (`ganlib.training.data_parallel`): the config's batch size is the
+    global batch, split over the devices. Every process runs the same steps; process 0
+    writes `out`, process i > 0 its identical copy in `out/process-i`.
+
     Returns the trained model (the last stage's).
     """
+    with training.data_parallel(devices, coordinator, num_processes, process_id):
+        rank = training.process_index()
+        out = pathlib.Path(out) / (f"process-{rank}" if rank else "")
+        return _train(name, preset, data, root, steps, out, resume, tensorboard, verbose, config_overrides,
+                      callbacks, variant, text_encoder)
+
+
+def _train(name, preset, data, root, steps, out, resume, tensorboard, verbose, config_overrides, callbacks,
+           variant, text_encoder):
     from ganlib.data import open_dataset
 
     spec = models.get(name)
-    out = pathlib.Path(out)
     train_set = open_dataset(data, root=root, split="train")
     test_set = open_dataset(data, root=root, split="test")
     cfg = spec.make_config(preset, variant, **(config_overrides or {}))
@@ -103,6 +117,10 @@ def _train_one(spec, cfg, out, info, train_set, test_set, steps, resume, tensorb
     if steps is not None:
         cfg = cfg.replace(steps=steps)
         model.config = cfg
+    replicas = training.replica_count()
+    if cfg.batch_size % replicas:
+        raise ValueError(f"devices: the batch size {cfg.batch_size} (the global batch) must be divisible "
+                         f"by the number of devices ({replicas}).")
     _write_info(out, **info, config=dataclasses.asdict(cfg))
     done = cb.global_step(model)
     remaining = cfg.steps - done
@@ -122,8 +140,9 @@ def _train_one(spec, cfg, out, info, train_set, test_set, steps, resume, tensorb
     start = time.time()
     model.fit(pipeline, steps_per_epoch=chunk, epochs=-(-remaining // chunk), verbose=verbose,
               callbacks=[*every, *callbacks])
+    on = f", {replicas} devices" if replicas > 1 else ""
     print(f"ganlib: trained {cb.global_step(model) - done} steps in {time.time() - start:.0f} s "
-          f"({keras.backend.backend()}); run folder {out}")
+          f"({keras.backend.backend()}{on}); run folder {out}")
     return model
 
 

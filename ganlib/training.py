@@ -24,9 +24,15 @@ How each backend does it:
   hold all of their state, so Keras' JAX trainer threads it through `fit()` and
   `.keras` files save it.
 
+Data parallelism (`data_parallel(n)`, `ganlib train --devices N`): JAX shards each batch over
+the devices of `keras.distribution.DataParallel` (one or several processes) and compiles the
+same step; TensorFlow runs the step once per `MirroredStrategy` replica on its share, with
+the losses scaled by 1/replicas, BatchNorm synchronised and the global batch's noise split.
+
 Subclass contract (all `keras.ops`, no backend code):
 
-* `sample_noise(batch)` -> every random input of the generator (a pytree);
+* `sample_noise(batch)` -> every random input of the generator (a pytree; on several
+  TensorFlow replicas each tensor's first axis is split over them);
 * `generator_outputs(batch, noise, training)` -> dict of float tensors: the
   fakes and everything the generator loss needs from G (e.g. CA's mu, logvar);
 * `discriminator_loss(batch, fakes, training)` -> `(loss, logs)`;
@@ -34,7 +40,9 @@ Subclass contract (all `keras.ops`, no backend code):
 * `default_optimizers()` -> `(g_optimizer, [d_optimizer, ...])` from the config.
 """
 
+import contextlib
 import math
+import os
 import warnings
 
 import keras
@@ -137,6 +145,16 @@ class AdversarialModel(keras.Model):
         super().compile(optimizer=optimizer, jit_compile=jit_compile, auto_scale_loss=False, **kwargs)
         self.optimizer.build(self.trainable_variables)
         self._roles = _Roles(self, g_optimizer, d_optimizers)
+        if _tensorflow_replicas() > 1:
+            self._synchronize_batch_norm()
+
+    def _synchronize_batch_norm(self):
+        """TensorFlow replicas: BatchNorm statistics over the global batch (as on one device
+        and as JAX's data parallelism computes them), not over each replica's share."""
+        for network in [self.generator, *self.discriminators]:
+            for layer in network._flatten_layers(include_self=False):   # nested blocks included
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
 
     @property
     def g_optimizer(self):
@@ -195,23 +213,56 @@ class AdversarialModel(keras.Model):
         import tensorflow as tf
 
         roles = self._roles
-        noise = self.sample_noise(data)
+        # Under tf.distribute this runs once per replica on its share of the global
+        # batch: the losses are means over that share, so they are scaled by
+        # 1/replicas before the gradients, which the optimizers sum over replicas;
+        # the logs are averaged over replicas by Keras' trainer.
+        replicas = _tensorflow_replicas()
+        scale = 1.0 / replicas
+        noise = self.sample_noise(data) if replicas == 1 else self._replica_noise(data)
         with tf.GradientTape() as g_tape:
             fakes = self.generator_outputs(data, noise, training=True)
             with g_tape.stop_recording():
                 constant = tf.nest.map_structure(tf.stop_gradient, fakes)
                 with tf.GradientTape() as d_tape:
                     d_loss, d_logs = self.discriminator_loss(data, constant, training=True)
-                d_grads = d_tape.gradient(d_loss, roles.d_variables)
+                    d_scaled = d_loss * scale if replicas > 1 else d_loss
+                d_grads = d_tape.gradient(d_scaled, roles.d_variables)
                 for opt, variables in roles.d_groups:
                     opt.apply([d_grads[roles.d_index[id(v)]] for v in variables], variables)
             g_loss, g_logs = self.generator_loss(data, fakes, training=True)
-        g_grads = g_tape.gradient(g_loss, roles.g_variables)
+            g_scaled = g_loss * scale if replicas > 1 else g_loss
+        g_grads = g_tape.gradient(g_scaled, roles.g_variables)
         roles.g_optimizer.apply(g_grads, roles.g_variables)
         if self.generator_ema is not None:
             self._update_ema()
         self.optimizer.iterations.assign_add(1)
         return self._logs(d_loss, g_loss, d_logs, g_logs)
+
+    def _replica_noise(self, data):
+        """This replica's share of the noise one device would draw for the global batch.
+
+        Every replica draws the global batch's noise from the same seed state and keeps
+        its rows (`tf.distribute` gives replica i the i-th slice of each global batch),
+        so the noise, and the seed state after it, do not depend on the replica count.
+        Each noise tensor's first axis is the batch.
+        """
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        n, i = context.num_replicas_in_sync, context.replica_id_in_sync_group
+        whole = tf.nest.map_structure(lambda t: tf.concat([t] * n, axis=0) if isinstance(t, tf.Tensor) else t, data)
+        state = self.noise_seed.state
+        with keras.StatelessScope(state_mapping=[(state, state.value)]) as scope:
+            noise = self.sample_noise(whole)
+            new_state = scope.get_current_value(state)
+        state.assign(new_state)   # the same value on every replica
+
+        def share(t):
+            rows = tf.shape(t)[0] // n
+            return t[i * rows:(i + 1) * rows]
+
+        return tf.nest.map_structure(share, noise)
 
     def _train_step_torch(self, data):
         import torch
@@ -385,6 +436,113 @@ class _Roles:
                     self.ema_positions.append(("trainable", position[id(w)], nt_position[id(w_ema)]))
                 else:
                     self.ema_positions.append(("non_trainable", nt_position[id(w)], nt_position[id(w_ema)]))
+
+
+def _tensorflow_replicas():
+    """How many replicas a TensorFlow step runs in (1 outside `tf.distribute`)."""
+    if BACKEND != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+MULTI_PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                     "KERAS_DISTRIBUTION_PROCESS_ID")
+
+
+def data_parallel(devices=None, coordinator=None, num_processes=None, process_id=None):
+    """A context to build (or load), compile and `fit()` a model in, data-parallel.
+
+    Each global batch (the config's `batch_size`) is split evenly over the devices;
+    every device holds a copy of all weights, optimizer states, BatchNorm statistics,
+    the EMA generator and the noise seed, and the update equals one device's on the
+    whole batch (up to float round-off):
+
+    * JAX: `keras.distribution.DataParallel` over `devices` devices of this host (GPUs,
+      TPUs, else CPU devices, e.g. `XLA_FLAGS=--xla_force_host_platform_device_count=N`),
+      or of every process once several processes are joined through
+      `keras.distribution.initialize` (JAX's `jax.distributed`): pass `coordinator`
+      ("host:port" of process 0), `num_processes` and `process_id`, or set Keras'
+      variables KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and
+      KERAS_DISTRIBUTION_PROCESS_ID. Each process then reads its share of every global
+      batch. The compiled step computes the global batch's losses, BatchNorm statistics
+      and gradients exactly.
+    * TensorFlow: `tf.distribute.MirroredStrategy` over `devices` GPUs (else logical
+      CPU devices) of this host; one process only. Each replica's losses are scaled by
+      1/replicas and the optimizers sum the gradients over replicas; BatchNorm layers
+      are synchronised over replicas; the noise is drawn for the global batch and
+      split. Losses that couple the items of a batch (e.g. in-batch negatives) see
+      only a replica's share.
+    * PyTorch: not supported (Keras 3.15 has no data-parallel engine for it): raises.
+
+    `devices=None` with no other process uses one device (a no-op context).
+    """
+    multi = coordinator is not None or num_processes is not None or any(os.environ.get(k) for k in MULTI_PROCESS_ENV)
+    if devices is not None and (not isinstance(devices, int) or devices < 1):
+        raise ValueError(f"devices: expected a positive number of devices, got {devices!r}.")
+    if not multi and (devices is None or devices == 1):
+        return contextlib.nullcontext()
+    if BACKEND == "torch":
+        raise NotImplementedError(
+            "data-parallel training (devices > 1 or several processes) is not available on the torch "
+            "backend: Keras 3.15's keras.distribution supports JAX only and tf.distribute is TensorFlow's. "
+            "Use KERAS_BACKEND=jax (one or several hosts) or KERAS_BACKEND=tensorflow (one host).")
+    if BACKEND == "jax":
+        return _jax_data_parallel(devices, multi, coordinator, num_processes, process_id)
+    if BACKEND == "tensorflow":
+        if multi:
+            raise NotImplementedError(
+                "several processes: ganlib trains on several hosts with the JAX backend only "
+                "(KERAS_BACKEND=jax); on TensorFlow it uses MirroredStrategy on one host.")
+        return _tensorflow_data_parallel(devices)
+    raise NotImplementedError(f"data-parallel training is not available on the {BACKEND!r} backend.")
+
+
+def _jax_data_parallel(devices, multi, coordinator, num_processes, process_id):
+    import jax
+
+    if multi and not jax.distributed.is_initialized():
+        keras.distribution.initialize(coordinator, num_processes, process_id)
+    everywhere = jax.devices()
+    chosen = []
+    for p in range(jax.process_count()):
+        local = [d for d in everywhere if d.process_index == p]
+        n = len(local) if devices is None else devices
+        if n > len(local):
+            raise ValueError(f"devices: {devices} requested, but process {p} has {len(local)} "
+                             f"{local[0].platform} device(s) ({local}).")
+        chosen += local[:n]
+    distribution = keras.distribution.DataParallel(devices=chosen)
+    return distribution.scope()
+
+
+def _tensorflow_data_parallel(devices):
+    import tensorflow as tf
+
+    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if devices > len(found):
+        raise ValueError(f"devices: {devices} requested, but TensorFlow sees {len(found)} "
+                         f"{found[0].device_type} device(s) ({[d.name for d in found]}).")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in found[:devices]])
+    return strategy.scope()
+
+
+def replica_count():
+    """The number of devices the current `data_parallel` context splits each batch over."""
+    if BACKEND == "jax":
+        distribution = keras.distribution.distribution()
+        return 1 if distribution is None else distribution.device_mesh.devices.size
+    return _tensorflow_replicas()
+
+
+def process_index():
+    """This process's index among the processes training together (0 when alone)."""
+    if BACKEND == "jax":
+        import jax
+
+        return jax.process_index()
+    return 0
 
 
 def _limit_torch_cpu_threads():

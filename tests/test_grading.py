@@ -531,6 +531,53 @@ def test_check_close_accepts_close_values_of_other_precision():
 LESSONS = ["01_cgan", "02_stackgan", "03_stackganpp", "07_pix2pixhd"] if BACKEND == "tensorflow" else ["01_cgan"]
 
 
+def exercise_numbers(lesson):
+    """{"notebook", "stub", "tests"}: {exercise number: function name} in each place
+    ("reflection" for the question the instructor grades)."""
+    import ast
+    import inspect
+    import re
+    notebook = json.loads((REPO_ROOT / "lessons" / lesson / "lesson.ipynb").read_text())
+    text = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    in_notebook = {int(n): name for n, name in re.findall(r"\*\*Exercise (\d+)\.\*\* `(\w+)\(", text)}
+    in_notebook.update({int(n): "reflection" for n in re.findall(r"\*\*Exercise (\d+) \(reflection", text)})
+    source = (REPO_ROOT / "solutions" / lesson / "exercises.py").read_text()
+    in_stub = {}
+    for node in ast.parse(source).body:
+        match = re.match(r"Exercise (\d+)\. ", ast.get_docstring(node) or "") if isinstance(
+            node, ast.FunctionDef) else None
+        if match:
+            in_stub[int(match[1])] = node.name
+    in_stub.update({int(n): "reflection" for n in re.findall(r"^# Exercise (\d+) \(reflection", source, re.M)})
+    in_tests = {}
+    for path, _ in grading.lesson_test_files(lesson, REPO_ROOT):
+        module = grading.load_tests(path)
+        for name, test in grading.graded_tests(module):
+            number = grading.exercise_of(test)
+            assert number is not None, f"{path.name}: {name} has no @pytest.mark.exercise"
+            code = inspect.getsource(test)
+            for helper in re.findall(r"(\w+)\(exercises\b", code):   # a shared builder
+                owner = module if hasattr(module, helper) else module.VISIBLE
+                code += inspect.getsource(getattr(owner, helper))
+            in_tests.setdefault(number, set()).update(re.findall(r"exercises\.(\w+)", code))
+        for item in getattr(module, "MANUALLY_GRADED", []):
+            in_tests.setdefault(item["exercise"], set()).add("reflection")
+    return {"notebook": in_notebook, "stub": in_stub, "tests": in_tests}
+
+
+@pytest.mark.parametrize("lesson", ["01_cgan", "02_stackgan", "03_stackganpp"])
+def test_exercise_numbers_agree_in_notebook_stub_and_tests(lesson):
+    """Exercise N is the same function in the notebook ("**Exercise N.** `name(`"), the stub
+    (its docstring starts "Exercise N.") and the graded tests (@pytest.mark.exercise(N)
+    on tests that call it); the grader's results number their tests "N.k" from these marks."""
+    found = exercise_numbers(lesson)
+    assert found["notebook"] == found["stub"]
+    assert sorted(found["notebook"]) == list(range(1, len(found["notebook"]) + 1))
+    assert sorted(found["tests"]) == sorted(found["notebook"])
+    for number, name in found["notebook"].items():
+        assert name in found["tests"][number], (number, name, found["tests"][number])
+
+
 def _real_tree_hash():
     return {folder: tree_hash(REPO_ROOT / folder) for folder in ("ganlib", "solutions", "tests")}
 
@@ -538,12 +585,22 @@ def _real_tree_hash():
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_real_lesson_solutions_full_marks_stubs_zero(lesson):
     solved = grading.grade(lesson, solutions=True, repo_root=REPO_ROOT, verbose=False)
-    failed = [(t["name"], t["output"]) for t in solved["tests"] if t["status"] != "passed"]
+    failed = [(t["name"], t["output"]) for t in solved["tests"]
+              if not grading.is_manual(t) and t["status"] != "passed"]
     assert not failed and solved["score"] == solved["max_score"] > 0
     assert {t["visibility"] for t in solved["tests"]} == {"visible", "after_published"}
     stub = grading.grade(lesson, repo_root=REPO_ROOT, verbose=False)
     assert stub["score"] == 0 and stub["max_score"] == solved["max_score"]
-    assert all("NotImplementedError: Exercise: " in t["output"] for t in stub["tests"])
+    automatic = [t for t in stub["tests"] if not grading.is_manual(t)]
+    assert all("NotImplementedError: Exercise: " in t["output"] for t in automatic)
+    # The reflection question: listed with its points, no score, the stub's placeholder unanswered.
+    (manual,) = [t for t in stub["tests"] if grading.is_manual(t)]
+    assert "status" not in manual and manual["max_score"] == 3.0
+    assert manual["tags"] == ["graded by the instructor"] and "No answer: set REFLECTION" in manual["output"]
+    assert solved["extra_data"] == {"manually_graded_points": 3.0}
+    # Numbers "N.k" (exercise N, its k-th test), the same exercises as the notebook's.
+    numbers = {t["number"].split(".")[0] for t in solved["tests"]}
+    assert numbers == {str(n) for n in exercise_numbers(lesson)["notebook"]}
 
 
 def test_real_lesson_free_answers_and_numpy_only_answers(tmp_path):
@@ -589,8 +646,10 @@ def test_real_lesson_free_answers_and_numpy_only_answers(tmp_path):
     earned = {"test_sigmoid_cross_entropy_values", "test_sigmoid_cross_entropy_is_stable_for_large_logits",
               "test_matching_aware_d_loss_values", "test_matching_aware_d_loss_weights_and_batch_mean",
               "test_concat_condition", "test_one_hot_labels", "test_concat_condition_in_the_training_step",
-              "test_concat_condition_single_pixel_and_batch_one", "test_one_hot_labels_other_values"}
-    assert {t["name"] for t in results["tests"] if t["status"] == "passed"} == earned
+              "test_concat_condition_single_pixel_and_batch_one", "test_one_hot_labels_other_values",
+              "test_discriminator_head_layers", "test_discriminator_head_computes_the_equations",
+              "test_discriminator_head_on_one_hot_classes"}
+    assert {t["name"] for t in results["tests"] if t.get("status") == "passed"} == earned
 
 
 # ---------------------------------------------------------------------------

@@ -21,9 +21,19 @@ with the reason; in the child, those references are also unreachable (only the
 ganlib names a lesson's tests list in `ALLOWED_GANLIB` can be imported).
 
 The result is a Gradescope `results.json` dict:
-``{"score", "max_score", "execution_time", "output", "tests": [{"name", "score",
-"max_score", "status", "output", "visibility"}]}``, visibility "visible" for the
-visible tests and "after_published" for the hidden ones.
+``{"score", "max_score", "execution_time", "output", "tests": [{"name", "number",
+"score", "max_score", "status", "output", "visibility"}]}``, visibility "visible" for
+the visible tests and "after_published" for the hidden ones. `number` is "N.k", the
+k-th test of exercise N (`@pytest.mark.exercise(N)`, the number the notebook and the
+stub give it).
+
+Items graded by the instructor (a lesson's reflection question, declared in its
+visible test file as `MANUALLY_GRADED = [{"exercise", "name", "points", "question",
+"answer"}]`) appear in the results with their `max_score` and no `score` or
+`status`, tagged "graded by the instructor", with the student's answer (the string
+the submission assigns to the variable named by "answer", read from its source,
+never run) in their output. They count in neither `score` nor `max_score`; the
+summary's output line and `extra_data.manually_graded_points` give their points.
 
 Graded tests use `check_close` for failure messages that tell the student what is
 wrong ("kl_divergence returned shape (4,), expected a scalar"), and
@@ -48,9 +58,9 @@ from ganlib.course.static import free_answers
 
 __all__ = [
     "ChildDied", "GradingError", "GradingTimeout", "Limits", "Submission", "SubmissionError",
-    "SubmissionImportError", "add_arguments", "check_backend", "check_close",
-    "find_repo_root", "find_test_file", "grade", "main", "numeric_gradient",
-    "run_from_args", "to_numpy",
+    "SubmissionImportError", "add_arguments", "check_backend", "check_batch_norm", "check_close",
+    "exercise_of", "find_repo_root", "find_test_file", "grade", "is_manual", "main",
+    "manual_records", "numeric_gradient", "reflection_answer", "run_from_args", "to_numpy",
 ]
 
 SUBMISSION_ENV = "GANLIB_SUBMISSION"
@@ -189,6 +199,55 @@ def check_backend(function, args, reference, name, kwargs=None, gradient=True, a
                     rtol=1e-3, check_dtype=False)
 
 
+def run_block(function, input_shape, args, x, name, seed=0):
+    """Build the Keras block `function(inputs..., *args)` (an `exercises.<name>` that
+    builds layers) in the sandbox, set EVERY weight of it to values drawn here
+    (BatchNormalization: `numpy_layers.random_batch_norm`, statistics far from the
+    identity; kernels N(0, 1/fan_in); biases N(0, 0.1^2)), and run it on `x` in
+    inference mode.
+
+    `input_shape` is one shape or a list of shapes (one input each, `x` then a list).
+    Returns (output, layers): layers is the built model's list of {"class", "config",
+    "weights"} in Keras' order, the weights being the ones drawn here (not read back
+    from the child), for a numpy reference to recompute the output from.
+    """
+    from ganlib.course.numpy_layers import random_batch_norm
+    built = function.model(input_shape, *args)
+    if built is None:
+        raise AssertionError(f"{name} returned None; did you forget a `return`?")
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for i, (layer, current) in enumerate(zip(built["layers"], built["weights"])):
+        shapes = [np.shape(w) for w in current]
+        if layer["class"] == "BatchNormalization" and len(shapes) == 4:
+            weights[i] = random_batch_norm(rng, shapes[0][0])
+        elif shapes:
+            weights[i] = [(rng.normal(size=s) / np.sqrt(max(1, int(np.prod(s[:-1])))) if len(s) > 1
+                           else rng.normal(size=s) * 0.1).astype(np.float32) for s in shapes]
+    run = function.model(input_shape, *args, weights=weights, x=x)
+    layers = [dict(layer, weights=weights.get(i, []))
+              for i, layer in enumerate(run["layers"])]
+    return run["output"], layers
+
+
+def layers_of(layers, kind, name, count=None):
+    """The layers of class `kind` (e.g. "Conv2D") in a `run_block` listing; with `count`,
+    an AssertionError saying how many `name` built when it is not that many."""
+    found = [layer for layer in layers if layer["class"] == kind]
+    if count is not None and len(found) != count:
+        raise AssertionError(f"{name} built {len(found)} {kind} layer(s); expected {count}")
+    return found
+
+
+def check_batch_norm(layers, name, momentum, epsilon, advice):
+    """Assert that every BatchNormalization of a `run_block` listing has this momentum and
+    epsilon; the message names `name` and gives `advice` (what to pass, and why)."""
+    for bn in layers_of(layers, "BatchNormalization", name):
+        got = bn["config"]["momentum"], bn["config"]["epsilon"]
+        if abs(got[0] - momentum) > 1e-9 or abs(got[1] - epsilon) > 1e-12:
+            raise AssertionError(f"{name}: {advice}; got momentum {got[0]}, epsilon {got[1]}")
+
+
 def find_repo_root(start=None):
     """The nearest folder at or above `start` (default: cwd) holding tests/grading;
     else the folder above the ganlib package, if it has one."""
@@ -242,6 +301,54 @@ def points_of(function):
         if mark.name == "points":
             return float(mark.args[0] if mark.args else mark.kwargs.get("n", 1))
     return 1.0
+
+
+def exercise_of(function):
+    """The exercise number of a graded test, `@pytest.mark.exercise(n)`; None when absent."""
+    for mark in getattr(function, "pytestmark", []):
+        if mark.name == "exercise":
+            return int(mark.args[0] if mark.args else mark.kwargs["n"])
+    return None
+
+
+def reflection_answer(source, variable):
+    """The text a submission assigns to the module-level `variable` (a string literal),
+    read from its source without running it; None when there is none."""
+    import ast
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == variable
+                                                for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value.strip()
+    return None
+
+
+def manual_records(modules, source):
+    """Records of the items graded by the instructor (`MANUALLY_GRADED` of each module)."""
+    records = []
+    for module, visibility in modules:
+        for item in getattr(module, "MANUALLY_GRADED", []):
+            answer = reflection_answer(source, item["answer"])
+            unanswered = not answer or answer == item.get("placeholder", "").strip()
+            text = (f"No answer: set {item['answer']} in exercises.py." if unanswered
+                    else f"Answer ({item['answer']}):\n{answer[:_MAX_OUTPUT]}")
+            records.append({
+                "name": item["name"], "number": str(item["exercise"]),
+                "max_score": float(item["points"]), "visibility": visibility,
+                "tags": ["graded by the instructor"],
+                "output": (f"Exercise {item['exercise']}, graded by the instructor (the autograder "
+                           f"gives it no score; up to {item['points']:g} points).\n"
+                           f"Question: {item['question']}\n{text}")})
+    return records
+
+
+def is_manual(record):
+    """Whether a results record is graded by the instructor (it has no automatic score)."""
+    return "score" not in record
 
 
 def graded_tests(module):
@@ -301,7 +408,7 @@ def run_graded(test_files, submission, repo_root=None, timeout=DEFAULT_TIMEOUT,
     """Run the `(path, visibility)` test files against `submission`; return
     (per-test records, notes)."""
     modules = [(load_tests(path), visibility) for path, visibility in test_files]
-    records, notes = [], []
+    records, notes, counts = [], [], {}
     with open_submission(submission, [m for m, _ in modules], repo_root, timeout,
                          total_timeout, limits) as exercises:
         for module, visibility in modules:
@@ -313,13 +420,19 @@ def run_graded(test_files, submission, repo_root=None, timeout=DEFAULT_TIMEOUT,
                 except Exception as error:   # noqa: BLE001 - every failure is a message
                     status, message = "failed", _message(error)
                 points = points_of(test)
-                records.append({"name": name, "score": points if status == "passed" else 0.0,
-                                "max_score": points, "status": status, "output": message,
-                                "visibility": visibility})
+                record = {"name": name, "score": points if status == "passed" else 0.0,
+                          "max_score": points, "status": status, "output": message,
+                          "visibility": visibility}
+                number = exercise_of(test)
+                if number is not None:
+                    counts[number] = counts.get(number, 0) + 1
+                    record = {"name": name, "number": f"{number}.{counts[number]}", **record}
+                records.append(record)
         if exercises.landlock == 0 and exercises.started:
             notes.append("note: Landlock is not available on this machine; the student's "
                          "code ran with resource limits only")
-    return records, notes
+    source = pathlib.Path(submission).read_text(encoding="utf-8", errors="replace")
+    return records + manual_records(modules, source), notes
 
 
 def lesson_test_files(lesson, repo_root):
@@ -336,14 +449,19 @@ def lesson_test_files(lesson, repo_root):
 def print_table(results, file=None):
     """Print a score table: name, points, status and the first line of the message."""
     file = file or sys.stdout
-    rows = [(t["name"], f"{t['score']:g}/{t['max_score']:g}", t["status"],
-             (t["output"].splitlines() or [""])[0][:100]) for t in results["tests"]]
-    width = max([len(r[0]) for r in rows] + [4])
-    print(f"{'test':<{width}}  points  status  message", file=file)
-    for name, points, status, message in rows:
-        print(f"{name:<{width}}  {points:>6}  {status:<6}  {message}", file=file)
-    print(f"{'total':<{width}}  {results['score']:g}/{results['max_score']:g}"
-          f"   ({results['execution_time']:.1f} s)", file=file)
+    rows = [(t.get("number", ""), t["name"],
+             f"-/{t['max_score']:g}" if is_manual(t) else f"{t['score']:g}/{t['max_score']:g}",
+             "manual" if is_manual(t) else t["status"],
+             "graded by the instructor" if is_manual(t)
+             else (t["output"].splitlines() or [""])[0][:100]) for t in results["tests"]]
+    width = max([len(r[1]) for r in rows] + [4])
+    print(f"{'#':<5} {'test':<{width}}  points  status  message", file=file)
+    for number, name, points, status, message in rows:
+        print(f"{number:<5} {name:<{width}}  {points:>6}  {status:<6}  {message}", file=file)
+    manual = sum(t["max_score"] for t in results["tests"] if is_manual(t))
+    print(f"{'':<5} {'total':<{width}}  {results['score']:g}/{results['max_score']:g}"
+          + (f" (+ {manual:g} graded by the instructor)" if manual else "")
+          + f"   ({results['execution_time']:.1f} s)", file=file)
 
 
 def grade(lesson, submission=None, solutions=False, results=None, timeout=DEFAULT_TIMEOUT,
@@ -375,12 +493,16 @@ def grade(lesson, submission=None, solutions=False, results=None, timeout=DEFAUL
         print(f"Grading {submission} with {names} ...", flush=True)
     start = time.monotonic()
     tests, notes = run_graded(test_files, submission, repo_root, timeout, total_timeout, limits)
-    score = sum(t["score"] for t in tests)
-    max_score = sum(t["max_score"] for t in tests)
+    score = sum(t["score"] for t in tests if not is_manual(t))
+    max_score = sum(t["max_score"] for t in tests if not is_manual(t))
+    manual = sum(t["max_score"] for t in tests if is_manual(t))
+    line = f"Graded {submission}: {score:g} / {max_score:g} points."
+    if manual:
+        line += f" The instructor grades {manual:g} more (the reflection question)."
     summary = {"score": score, "max_score": max_score,
                "execution_time": round(time.monotonic() - start, 3),
-               "output": "\n".join([f"Graded {submission}: {score:g} / {max_score:g} points.",
-                                    *notes]),
+               "output": "\n".join([line, *notes]),
+               "extra_data": {"manually_graded_points": manual},
                "tests": tests}
     if results is not None:
         results = pathlib.Path(results)

@@ -269,9 +269,13 @@ class RemoteFunction:
     def model(self, input_shape, *args, weights=None, x=None):
         """Build keras.Model(inputs, name(inputs, *args)) in the child; set `weights`
         ({layer index: [arrays]}); return {"layers": [{"class", "config"}],
-        "weights": [[arrays] per layer], "output": model(x, training=False)}."""
+        "weights": [[arrays] per layer], "output": model(x, training=False)}.
+        `input_shape` may be a list of shapes: one input each, `name(in_1, in_2, ...,
+        *args)`, and `x` a list of arrays."""
+        shapes = [list(s) for s in input_shape] if input_shape and isinstance(
+            input_shape[0], (list, tuple)) else list(input_shape)
         return self._submission.request(
-            {"op": "model", "name": self.__name__, "input_shape": list(input_shape),
+            {"op": "model", "name": self.__name__, "input_shape": shapes,
              "args": list(args), "weights": {str(k): v for k, v in (weights or {}).items()},
              "x": x}, self.__name__)
 

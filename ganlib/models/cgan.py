@@ -267,11 +267,25 @@ def build_generator(cfg, cond_dim):
     return keras.Model([z, condition], image, name="G")
 
 
-def build_discriminator(cfg, cond_dim):
+def discriminator_head(h, condition, proj_dim, cfg):
+    r"""D's conditioned head (Reed et al., Sec. 4.1): the condition compressed to `proj_dim`
+    (FC, BatchNorm with `d_text_bn`, LeakyReLU(0.2)), replicated over the 4x4 code h and
+    depth-concatenated, a 1x1 conv to h's width with BN and LeakyReLU(0.2), then a 4x4 valid
+    conv to one logit per example, (B,)."""
+    text = compress(condition, proj_dim, "d_compress", cfg, batch_norm=cfg.d_text_bn)
+    h2 = ReplicateConcat()([h, text])
+    h2 = layers.LeakyReLU(0.2)(_bn(cfg)(_conv(cfg, h.shape[-1], 1)(h2)))
+    logit = _conv(cfg, 1, 4, padding="valid", bias=cfg.conv_biases, name="logit")(h2)
+    return layers.Reshape(())(logit)
+
+
+def build_discriminator(cfg, cond_dim, head_fn=None):
     """D(x, phi(t)): strided convs to 4x4, [h ; replicate(FC(phi(t)))], 1x1 conv, 4x4 conv -> logit.
 
     With `bottleneck_blocks` (the reference): the last two strided convs have BN but no
-    LeakyReLU, then a residual block at 4x4 (LeakyReLU after the sum)."""
+    LeakyReLU, then a residual block at 4x4 (LeakyReLU after the sum). `head_fn(h, condition,
+    proj_dim) -> logits (B,)` builds the conditioned head (default `discriminator_head`);
+    lesson 01 plugs the student's in."""
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     condition = keras.Input((cond_dim,), name="condition")
     leaky = lambda: layers.LeakyReLU(0.2)  # noqa: E731
@@ -284,10 +298,10 @@ def build_discriminator(cfg, cond_dim):
             h = leaky()(h)
     if cfg.bottleneck_blocks:
         h = residual_block(h, cfg, leaky)
-    h = ReplicateConcat()([h, compress(condition, cfg.proj_dim, "d_compress", cfg, batch_norm=cfg.d_text_bn)])
-    h = leaky()(_bn(cfg)(_conv(cfg, width, 1)(h)))
-    logit = _conv(cfg, 1, 4, padding="valid", bias=cfg.conv_biases, name="logit")(h)
-    return keras.Model([image, condition], layers.Reshape(())(logit), name="D")
+    logits = head_fn(h, condition, cfg.proj_dim) if head_fn else discriminator_head(h, condition, cfg.proj_dim, cfg)
+    if tuple(logits.shape[1:]) != ():
+        raise ValueError(f"head_fn: expected one logit per example, shape (B,), got {tuple(logits.shape)}")
+    return keras.Model([image, condition], logits, name="D")
 
 
 def param_counts(config=None, cond_dim=None):
@@ -315,13 +329,19 @@ class _ConditionalGAN(PaperGAN):
 
     config_class = Config
 
-    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, interpolate_fn=None, **kwargs):
+    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, interpolate_fn=None, d_head_fn=None,
+                 one_hot_fn=None, **kwargs):
         cfg = self.resolve_config(config)
         cond_dim = cfg.embed_dim if cfg.conditioning == "text" else cfg.num_classes
-        super().__init__(cfg, build_generator(cfg, cond_dim), [build_discriminator(cfg, cond_dim)], **kwargs)
+        super().__init__(cfg, build_generator(cfg, cond_dim), [build_discriminator(cfg, cond_dim, d_head_fn)],
+                         **kwargs)
         self.d_loss_fn = d_loss_fn or losses.matching_aware_d_loss
         self.g_loss_fn = g_loss_fn or losses.generator_loss
         self.interpolate_fn = interpolate_fn or interpolate_embeddings
+        if one_hot_fn is not None:
+            if cfg.conditioning != "class":
+                raise ValueError("one_hot_fn: only a class-conditional model (CGAN) uses one-hot conditions")
+            self.condition.one_hot_fn = one_hot_fn
 
     @property
     def discriminator(self):
@@ -344,6 +364,8 @@ class GANINTCLS(_ConditionalGAN):
             student's function in here.
         g_loss_fn: `(fake_logits) -> scalar` (default the non-saturating loss).
         interpolate_fn: `(t1, t2, beta) -> t` (default `interpolate_embeddings`).
+        d_head_fn: `(h, condition, proj_dim) -> logits (B,)`, builds D's conditioned head
+            with Keras layers on D's 4x4 code (default `discriminator_head`).
 
     Batches (from `dataset.pipeline(...)`, as `SPEC.batch(config)` asks) hold `image`,
     `tokens` and `wrong_tokens` (a caption of another class). The text side
@@ -402,6 +424,10 @@ class GANINTCLS(_ConditionalGAN):
 class CGAN(_ConditionalGAN):
     """Class-conditional GAN (Mirza & Osindero 2014): the condition is a one-hot class id
     (`ganlib.conditioning.ClassConditioning`); `generate(class_ids)`.
+
+    `one_hot_fn(class_ids, num_classes)` (e.g. lesson 01's `one_hot_labels`) makes the
+    one-hot conditions of `generate` and of the sample grids (training one-hots its batches
+    with `ops.one_hot` inside the compiled step).
 
     The plain conditional loss (no wrong pairs):
     $L_D = \\mathrm{bce}(D(x|y), 1) + \\mathrm{bce}(D(G(z|y)|y), 0)$,

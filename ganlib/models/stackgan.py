@@ -351,12 +351,25 @@ def build_stage1_generator(cfg, reparameterize_fn=None):
     return model
 
 
-def build_stage2_generator(cfg, reparameterize_fn=None, residual_block_fn=None):
+def joint_encoder(image, c_hat, ngf, cfg=None):
+    r"""Stage-II's joint image-text encoder (paper, "Stage-II GAN" and "Implementation details"):
+    3x3 conv (ngf, with bias when `cfg.conv_biases`) + ReLU; two 4x4 stride-2 convs (2 ngf,
+    4 ngf) with BN + ReLU, down to s/4; [h ; replicate($\hat c$)]; 3x3 conv (4 ngf) + BN + ReLU.
+    `cfg` sets the initialisers and the first conv's bias (None: Keras' defaults, with bias)."""
+    h = layers.ReLU()(_conv(cfg, ngf, 3, bias=cfg.conv_biases if cfg is not None else True)(image))
+    for width in (ngf * 2, ngf * 4):
+        h = layers.ReLU()(_bn(cfg)(_conv(cfg, width, 4, strides=2)(h)))
+    h = ReplicateConcat()([h, c_hat])
+    return layers.ReLU()(_bn(cfg)(_conv(cfg, ngf * 4, 3)(h)))
+
+
+def build_stage2_generator(cfg, reparameterize_fn=None, residual_block_fn=None, joint_encoder_fn=None):
     r"""$G(s_0, \hat c)$: encoder -> [h ; replicate($\hat c$)] -> residual blocks -> decoder -> tanh image.
 
     Encoder: 3x3 conv (ngf) + ReLU, then two 4x4 stride-2 convs (2 ngf, 4 ngf) with
     BN + ReLU, down to s/4. Joint: 3x3 conv (4 ngf) + BN + ReLU on the image code
-    depth-concatenated with $\hat c$ replicated spatially. `res_blocks` residual
+    depth-concatenated with $\hat c$ replicated spatially (`joint_encoder_fn(s_0, c_hat, ngf)`,
+    default `joint_encoder`). `res_blocks` residual
     blocks (`residual_block_fn(h, filters)`, default `residual_block`). Decoder:
     upsampling blocks from s/4 to `stage2_size` (2 ngf, ngf, ngf/2, ngf/4...), a 3x3
     conv to RGB and tanh.
@@ -369,11 +382,12 @@ def build_stage2_generator(cfg, reparameterize_fn=None, residual_block_fn=None):
     embedding = keras.Input((cfg.embed_dim,), name="embedding")
     eps = keras.Input((cfg.ca_dim,), name="eps")
     c_hat, mu, logvar = conditioning(embedding, eps, cfg, "G")
-    h = layers.ReLU()(_conv(cfg, cfg.ngf, 3, bias=cfg.conv_biases)(image_lr))
-    for width in (cfg.ngf * 2, cfg.ngf * 4):
-        h = layers.ReLU()(_bn(cfg)(_conv(cfg, width, 4, strides=2)(h)))
-    h = ReplicateConcat()([h, c_hat])
-    h = layers.ReLU()(_bn(cfg)(_conv(cfg, cfg.ngf * 4, 3)(h)))
+    h = (joint_encoder_fn(image_lr, c_hat, cfg.ngf) if joint_encoder_fn
+         else joint_encoder(image_lr, c_hat, cfg.ngf, cfg))
+    expected = (s // 4, s // 4, cfg.ngf * 4)
+    if tuple(h.shape[1:]) != expected:
+        raise ValueError(f"joint_encoder_fn: expected a joint code of shape (B, {expected[0]}, {expected[1]}, "
+                         f"{expected[2]}) from a ({s}, {s}, 3) image, got {tuple(h.shape)}")
     for _ in range(cfg.res_blocks):
         h = residual_block_fn(h, cfg.ngf * 4) if residual_block_fn else residual_block(h, cfg.ngf * 4, cfg)
     for k in range(int(np.log2(big // (s // 4)))):
@@ -563,6 +577,8 @@ class StageIIGAN(_StackGANStage):
         d_loss_fn, g_loss_fn, reparameterize_fn: as `StageIGAN`.
         residual_block_fn: `(h, filters) -> h`, builds one residual block with Keras
             layers (default `residual_block`); lesson 02 plugs the student's in.
+        joint_encoder_fn: `(s_0, c_hat, ngf) -> h`, builds the joint image-text encoder
+            with Keras layers (default `joint_encoder`); lesson 02 plugs the student's in.
 
     Noise (`draw_noise`): `z` and `eps0` for Stage-I, `eps` for Stage-II's F_ca.
     """
@@ -571,10 +587,10 @@ class StageIIGAN(_StackGANStage):
     ca_noise = ("eps0", "eps")
 
     def __init__(self, config=None, stage1=None, d_loss_fn=None, g_loss_fn=None, reparameterize_fn=None,
-                 residual_block_fn=None, **kwargs):
+                 residual_block_fn=None, joint_encoder_fn=None, **kwargs):
         cfg = self._stage_config(config)
         g0 = build_stage1_generator(cfg.replace(stage=1))
-        super().__init__(cfg, build_stage2_generator(cfg, reparameterize_fn, residual_block_fn),
+        super().__init__(cfg, build_stage2_generator(cfg, reparameterize_fn, residual_block_fn, joint_encoder_fn),
                          build_discriminator(cfg, cfg.stage2_size, "D"), helpers={"G_0": g0},
                          d_loss_fn=d_loss_fn, g_loss_fn=g_loss_fn, reparameterize_fn=reparameterize_fn, **kwargs)
         if stage1 is not None:

@@ -79,6 +79,7 @@ Every $\mathrm{bce}$ is a batch mean of the sigmoid cross-entropy on logits
 still differs from the reference code.
 """
 
+import itertools
 from dataclasses import dataclass
 
 import keras
@@ -245,8 +246,25 @@ def residual_block(x, name):
     return layers.Add(name=f"{name}_add")([x, h])
 
 
+_NODE_IDS = itertools.count(1)
+
+
+def tree_node(h, c, num_residual, name=None):
+    r"""$F_i(h_{i-1}, c)$, one node of the tree (reference NEXT_STAGE_G): c replicated over
+    $h_{i-1}$ and concatenated, a joining `glu_conv` to $h_{i-1}$'s width C, `num_residual`
+    residual blocks, an `up_block`: twice the size, C/2 channels. `name` prefixes the layer
+    names (`build_generator` gives "F1", "F2"...; None: a fresh "node<k>")."""
+    name = name or f"node{next(_NODE_IDS)}"
+    width = h.shape[-1]
+    h = ReplicateConcat(name=f"{name}_join")([h, c])
+    h = glu_conv(h, width, f"{name}_joint")
+    for r in range(num_residual):
+        h = residual_block(h, f"{name}_res{r}")
+    return up_block(h, width // 2, f"{name}_up")
+
+
 # --------------------------------------------------------------------------- networks
-def build_generator(cfg):
+def build_generator(cfg, node_fn=None):
     """The tree G: inputs `[z, phi_t, eps]` (text) or `[z]` (unconditional);
     outputs `[s_0, ..., s_{m-1}, mu, logvar]` (text) or `[s_0, ..., s_{m-1}]`.
 
@@ -254,6 +272,9 @@ def build_generator(cfg):
     differences of layout only, undone by the converter: h_0 is reshaped channels-last
     (the reference views F_0's output as (C, 4, 4)), and `ReplicateConcat` puts c after
     h where the reference concatenates c first.
+
+    `node_fn(h, c, num_residual) -> h` builds each $F_i$, i >= 1, with Keras layers
+    (default `tree_node`); lesson 03 plugs the student's in.
     """
     cfg.validate()
     sizes = cfg.branch_sizes
@@ -280,12 +301,12 @@ def build_generator(cfg):
     images = []
     for i in range(cfg.branches):
         if i > 0:  # F_i(h_{i-1}, c): join c, residual blocks, upsample
-            h = ReplicateConcat(name=f"F{i}_join")([h, c])
-            h = glu_conv(h, width, f"F{i}_joint")
-            for r in range(cfg.num_residual):
-                h = residual_block(h, f"F{i}_res{r}")
+            size = h.shape[1]
+            h = node_fn(h, c, cfg.num_residual) if node_fn else tree_node(h, c, cfg.num_residual, f"F{i}")
             width //= 2
-            h = up_block(h, width, f"F{i}_up")
+            if tuple(h.shape[1:]) != (2 * size, 2 * size, width):
+                raise ValueError(f"node_fn: F_{i} must give (B, {2 * size}, {2 * size}, {width}) "
+                                 f"(twice the size, half the channels), got {tuple(h.shape)}")
         image = _conv(3, 3, f"G{i}_conv")(h)
         images.append(layers.Activation("tanh", name=f"image_{sizes[i]}")(image))
     outputs = images + ([mu, logvar] if cfg.conditioning == "text" else [])
@@ -407,6 +428,8 @@ class StackGANpp(MultiScaleGAN):
             `config.color_weight`; `x_{i-1}` is held constant.
         pyramid_fn: `(images, size) -> images`, the real images of the smaller
             branches when the batch has no `image_<size>` (default area `downsample`).
+        node_fn: `(h, c, num_residual) -> h`, builds each tree node $F_i$ (i >= 1) with
+            Keras layers (default `tree_node`).
 
     Batches hold `image` at `config.image_size` (the last branch), `image_<s>` for
     the smaller branches, `tokens` and the mismatched pair (`wrong_image` or
@@ -417,9 +440,11 @@ class StackGANpp(MultiScaleGAN):
 
     config_class = Config
 
-    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, color_fn=None, pyramid_fn=None, **kwargs):
+    def __init__(self, config=None, d_loss_fn=None, g_loss_fn=None, color_fn=None, pyramid_fn=None, node_fn=None,
+                 **kwargs):
         cfg = self.resolve_config(config).validate()
-        super().__init__(cfg, build_generator(cfg), build_discriminators(cfg), pyramid_fn=pyramid_fn, **kwargs)
+        super().__init__(cfg, build_generator(cfg, node_fn), build_discriminators(cfg), pyramid_fn=pyramid_fn,
+                         **kwargs)
         self.d_loss_fn = d_loss_fn or joint_d_loss
         self.g_loss_fn = g_loss_fn or joint_g_loss
         self.color_fn = color_fn or losses.color_consistency

@@ -8,6 +8,7 @@ Each graded test takes the `exercises` object and carries its points with
 
     ALLOWED_GANLIB = {"ganlib.losses": ["bce"]}    # what the exercises may import
 
+    @pytest.mark.exercise(2)
     @pytest.mark.points(2)
     def test_kl_divergence(exercises):
         check_close(exercises.kl_divergence(mu, logvar), expected, "kl_divergence")
@@ -30,6 +31,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): points this graded test is worth")
+    config.addinivalue_line("markers", "exercise(n): the exercise a graded test checks (its number in "
+                            "the notebook and the stub)")
 
 
 def lesson_of(test_path):

@@ -1,4 +1,5 @@
-"""Graded tests of lesson 02 (StackGAN): 12 points.
+"""Graded tests of lesson 02 (StackGAN): 15 points, and Exercise 7 (3 points) graded by
+the instructor.
 
 Every test compares the exercise's values with an independent numpy reference
 written here, in float64. Run against the solutions (default) or a submission:
@@ -11,12 +12,23 @@ written here, in float64. Run against the solutions (default) or a submission:
 import numpy as np
 import pytest
 
-from ganlib.course.grading import check_close, to_numpy
+from ganlib.course import numpy_layers as nl
+from ganlib.course.grading import check_batch_norm, check_close, layers_of, run_block, to_numpy
 
 
 # ganlib names the exercises may use (the stubs point to them); every other ganlib
 # name is unreachable to the submission (see ganlib.course.grading).
-ALLOWED_GANLIB = {"ganlib.losses": ["generator_loss"]}
+ALLOWED_GANLIB = {"ganlib.losses": ["generator_loss"], "ganlib.layers": ["ReplicateConcat"]}
+
+# Exercise 7, a question the instructor grades: `ganlib grade` lists it with its points and
+# the student's answer (REFLECTION in exercises.py, read, never run), and gives it no score.
+MANUALLY_GRADED = [{
+    "exercise": 7, "name": "reflection_diversity_with_and_without_ca", "points": 3, "answer": "REFLECTION",
+    "placeholder": "(Write your answer here.)",
+    "question": "Why are the samples of a caption nearly copies of each other without CA (diversity 2.3 vs "
+                "13.5), why can CA's samples be more diverse than real birds of one species (5.8), and why "
+                "compare diversity only between models of similar FID and caption consistency?",
+}]
 
 
 # ---------------------------------------------------------------------------
@@ -61,9 +73,11 @@ def f32(*shape, seed=0, scale=1.0):
 
 
 # ---------------------------------------------------------------------------
-# 1. reparameterize (2 points)
+# 1. reparameterize
 # ---------------------------------------------------------------------------
 
+
+@pytest.mark.exercise(1)
 @pytest.mark.points(2)
 def test_reparameterize(exercises):
     mu, logvar, eps = f32(4, 6, seed=1), f32(4, 6, seed=2), f32(4, 6, seed=3)
@@ -77,9 +91,11 @@ def test_reparameterize(exercises):
 
 
 # ---------------------------------------------------------------------------
-# 2. kl_divergence (3 points)
+# 2. kl_divergence
 # ---------------------------------------------------------------------------
 
+
+@pytest.mark.exercise(2)
 @pytest.mark.points(2)
 def test_kl_divergence_values(exercises):
     mu, logvar = f32(5, 8, seed=4), f32(5, 8, seed=5, scale=0.7)
@@ -90,6 +106,7 @@ def test_kl_divergence_values(exercises):
     check_float32(out, "kl_divergence")
 
 
+@pytest.mark.exercise(2)
 @pytest.mark.points(1)
 def test_kl_divergence_is_zero_at_the_prior_and_a_mean(exercises):
     zeros = np.zeros((3, 4), np.float32)
@@ -105,9 +122,11 @@ def test_kl_divergence_is_zero_at_the_prior_and_a_mean(exercises):
 
 
 # ---------------------------------------------------------------------------
-# 3. generator_loss_with_kl (2 points)
+# 3. generator_loss_with_kl
 # ---------------------------------------------------------------------------
 
+
+@pytest.mark.exercise(3)
 @pytest.mark.points(2)
 def test_generator_loss_with_kl(exercises):
     logits = f32(6, seed=8, scale=3.0)
@@ -124,7 +143,57 @@ def test_generator_loss_with_kl(exercises):
 
 
 # ---------------------------------------------------------------------------
-# 4. residual_block (3 points)
+# 4. joint_encoder (3 points)
+# ---------------------------------------------------------------------------
+
+def joint_case(exercises, batch, size, cond_dim, ngf, seed):
+    """Build joint_encoder(image, c_hat, ngf) in the sandbox, run it on random inputs in
+    inference mode; return (output, numpy reference, layers)."""
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+    c_hat = rng.normal(size=(batch, cond_dim)).astype(np.float32)
+    name = "joint_encoder(image, c_hat, ngf)"
+    out, layers = run_block(exercises.joint_encoder, [(size, size, 3), (cond_dim,)], (ngf,),
+                            [image, c_hat], name, seed=seed)
+    convs = layers_of(layers, "Conv2D", name, 4)
+    norms = layers_of(layers, "BatchNormalization", name, 3)
+    expected = [(ngf, 3, 1), (2 * ngf, 4, 2), (4 * ngf, 4, 2), (4 * ngf, 3, 1)]
+    got = [(c["config"]["filters"], c["config"]["kernel_size"][0], c["config"]["strides"][0]) for c in convs]
+    if got != expected:
+        raise AssertionError(f"{name} with ngf={ngf}: expected Conv2D layers (filters, kernel, stride) "
+                             f"{expected} in this order, got {got}")
+    h = nl.relu(nl.conv2d(image, *convs[0]["weights"]))
+    for conv, bn in zip(convs[1:3], norms[:2]):
+        h = nl.relu(nl.batch_norm(nl.conv2d(h, *conv["weights"], strides=2), *bn["weights"],
+                                  bn["config"]["epsilon"]))
+    h = nl.conv2d(nl.replicate_concat(h, c_hat), *convs[3]["weights"])
+    return out, nl.relu(nl.batch_norm(h, *norms[2]["weights"], norms[2]["config"]["epsilon"])), layers
+
+
+@pytest.mark.exercise(4)
+@pytest.mark.points(1)
+def test_joint_encoder_layers(exercises):
+    _, _, layers = joint_case(exercises, 2, 8, 3, 2, seed=40)
+    name = "joint_encoder"
+    biases = [c["config"]["use_bias"] for c in layers_of(layers, "Conv2D", name, 4)]
+    if biases != [True, False, False, False]:
+        raise AssertionError(f"{name}: only the first Conv2D has a bias (a BN follows each of the others); "
+                             f"got use_bias {biases}")
+    check_batch_norm(layers, name, 0.9, 1e-5, "give each BatchNormalization the reference code's "
+                     "momentum=0.9, epsilon=1e-5")
+
+
+@pytest.mark.exercise(4)
+@pytest.mark.points(2)
+def test_joint_encoder_computes_the_equations(exercises):
+    out, expected, _ = joint_case(exercises, 2, 8, 5, 2, seed=41)
+    check_close(out, expected, "joint_encoder run in inference mode on (2, 8, 8, 3) images and a (2, 5) "
+                "c_hat, ngf 2 (expected (2, 2, 2, 8): ReLU(BN(conv3x3([enc(s_0) ; replicate(c_hat)]))), "
+                "enc = conv3x3 + ReLU, then two 4x4 stride-2 convs with BN + ReLU)", atol=1e-4, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# 5. residual_block
 # ---------------------------------------------------------------------------
 
 def _block(exercises, x, filters=4, zero_last_bn=False):
@@ -175,7 +244,7 @@ def _block_ref(x, convs, norms):
     r = bn_ref(conv(convs[1], r), *norms[1])
     return np.maximum(x + r, 0.0)
 
-
+@pytest.mark.exercise(5)
 @pytest.mark.points(2)
 def test_residual_block_computes_the_equation(exercises):
     x = f32(2, 5, 5, 4, seed=12)
@@ -185,6 +254,7 @@ def test_residual_block_computes_the_equation(exercises):
                 "ReLU(h + BN2(conv2(ReLU(BN1(conv1(h))))))", atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.exercise(5)
 @pytest.mark.points(1)
 def test_residual_block_is_residual(exercises):
     """With the last BN's scale and offset at 0 the correction vanishes: out = ReLU(h)."""
@@ -196,9 +266,11 @@ def test_residual_block_is_residual(exercises):
 
 
 # ---------------------------------------------------------------------------
-# 5. mean_pairwise_distance (2 points)
+# 6. mean_pairwise_distance
 # ---------------------------------------------------------------------------
 
+
+@pytest.mark.exercise(6)
 @pytest.mark.points(1)
 def test_mean_pairwise_distance_values(exercises):
     f = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 8.0]], np.float32)
@@ -211,6 +283,7 @@ def test_mean_pairwise_distance_values(exercises):
                 "mean_pairwise_distance of 7 random 10-d points (mean over the 21 pairs i < j)", atol=1e-4)
 
 
+@pytest.mark.exercise(6)
 @pytest.mark.points(1)
 def test_mean_pairwise_distance_of_equal_rows_is_zero(exercises):
     f = np.tile(f32(1, 6, seed=15, scale=100.0), (5, 1))

@@ -1,4 +1,5 @@
-"""Graded tests of lesson 03 (StackGAN++): 16 points.
+"""Graded tests of lesson 03 (StackGAN++): 19 points, and Exercise 7 (3 points) graded by
+the instructor.
 
 Every test compares the exercise's values with an independent numpy reference
 written here, in float64. Run against the solutions (default) or a submission:
@@ -11,12 +12,23 @@ written here, in float64. Run against the solutions (default) or a submission:
 import numpy as np
 import pytest
 
-from ganlib.course.grading import check_close, to_numpy
+from ganlib.course import numpy_layers as nl
+from ganlib.course.grading import check_batch_norm, check_close, layers_of, run_block, to_numpy
 
 
 # ganlib names the exercises may use (the stubs point to them); every other ganlib
 # name is unreachable to the submission (see ganlib.course.grading).
-ALLOWED_GANLIB = {"ganlib.losses": ["bce"]}
+ALLOWED_GANLIB = {"ganlib.losses": ["bce"], "ganlib.layers": ["ReplicateConcat", "GLU"]}
+
+# Exercise 7, a question the instructor grades: `ganlib grade` lists it with its points and
+# the student's answer (REFLECTION in exercises.py, read, never run), and gives it no score.
+MANUALLY_GRADED = [{
+    "exercise": 7, "name": "reflection_colour_consistency_ablation", "points": 3, "answer": "REFLECTION",
+    "placeholder": "(Write your answer here.)",
+    "question": "What ties the branches' colours together when alpha = 0, why does the paper use alpha = 50 "
+                "without text and 0 with text, and, given the text model's measured mismatch, would you "
+                "switch the term on for SynthBirds with text, and what would you measure to decide?",
+}]
 
 
 # ---------------------------------------------------------------------------
@@ -68,66 +80,104 @@ def logits(n, seed):
 
 
 # ---------------------------------------------------------------------------
-# 1. colour_statistics (3 points)
+# 1. tree_node (3 points)
 # ---------------------------------------------------------------------------
 
+def node_case(exercises, batch, size, channels, cond_dim, num_residual, seed):
+    """Build tree_node(h, c, num_residual) in the sandbox, run it on random inputs in
+    inference mode; return (output, numpy reference, layers)."""
+    rng = np.random.default_rng(seed)
+    h = rng.normal(size=(batch, size, size, channels)).astype(np.float32)
+    c = rng.normal(size=(batch, cond_dim)).astype(np.float32)
+    name = "tree_node(h, c, num_residual)"
+    out, layers = run_block(exercises.tree_node, [(size, size, channels), (cond_dim,)], (num_residual,),
+                            [h, c], name, seed=seed)
+    convs = layers_of(layers, "Conv2D", name, 2 + 2 * num_residual)
+    norms = layers_of(layers, "BatchNormalization", name, 2 + 2 * num_residual)
+    expected = [2 * channels] + [2 * channels, channels] * num_residual + [channels]
+    got = [conv["config"]["filters"] for conv in convs]
+    if got != expected:
+        raise AssertionError(f"{name} with C={channels}, num_residual={num_residual}: expected Conv2D "
+                             f"filters {expected} in this order (join, residual blocks, upsampling), got {got}")
+
+    def conv_bn(x, k):
+        bn = norms[k]
+        return nl.batch_norm(nl.conv2d(x, *convs[k]["weights"]), *bn["weights"], bn["config"]["epsilon"])
+
+    x = nl.glu(conv_bn(nl.replicate_concat(h, c), 0))
+    for r in range(num_residual):
+        x = x + conv_bn(nl.glu(conv_bn(x, 1 + 2 * r)), 2 + 2 * r)
+    return out, nl.glu(conv_bn(nl.upsample_nearest(x, 2), 1 + 2 * num_residual)), layers
+
+
+@pytest.mark.exercise(1)
 @pytest.mark.points(1)
-def test_colour_statistics_mean(exercises):
-    x = images(3, 4, 6, 3, seed=1)  # H != W
-    mu, sigma = exercises.colour_statistics(x)
-    check_close(mu, stats_ref(x)[0], "colour_statistics(images)[0], the per-image mean mu "
-                "(expected (B, 3): the mean over the H*W pixels of each image)", atol=1e-5)
-    check_float32(mu, "colour_statistics (mu)")
+def test_tree_node_layers(exercises):
+    _, _, layers = node_case(exercises, 2, 4, 4, 3, 1, seed=60)
+    name = "tree_node"
+    for conv in layers_of(layers, "Conv2D", name):
+        config = conv["config"]
+        init = config["kernel_initializer"]
+        init = init.get("class_name") if isinstance(init, dict) else init
+        if (tuple(config["kernel_size"]) != (3, 3) or config["padding"] != "same" or config["use_bias"]
+                or str(init).lower() != "orthogonal"):
+            raise AssertionError(f"{name}: every Conv2D must be 3x3, padding 'same', without bias, with "
+                                 f"kernel_initializer 'orthogonal'; got kernel {tuple(config['kernel_size'])}, "
+                                 f"padding {config['padding']!r}, use_bias {config['use_bias']}, "
+                                 f"initializer {init}")
+    check_batch_norm(layers, name, 0.9, 1e-5, "give each BatchNormalization the reference code's "
+                     "momentum=0.9, epsilon=1e-5")
+    (up,) = layers_of(layers, "UpSampling2D", name, 1)
+    if up["config"]["interpolation"] != "nearest" or tuple(up["config"]["size"]) != (2, 2):
+        raise AssertionError(f"{name}: upsample with UpSampling2D(2, interpolation='nearest'); got size "
+                             f"{up['config']['size']}, interpolation {up['config']['interpolation']!r}")
 
 
+@pytest.mark.exercise(1)
 @pytest.mark.points(2)
-def test_colour_statistics_covariance(exercises):
-    x = images(3, 4, 6, 3, seed=2)
-    _, sigma = exercises.colour_statistics(x)
-    check_close(sigma, stats_ref(x)[1], "colour_statistics(images)[1], the per-image covariance "
-                "Sigma (expected (B, 3, 3), biased: divided by N = H*W, not N - 1)", atol=1e-5)
-    check_float32(sigma, "colour_statistics (sigma)")
-    # A flat-colour image has zero covariance; a known two-pixel image has a known one.
-    pair = np.array([[[[1.0, 0.0, 0.0], [-1.0, 0.0, 0.5]]]], np.float32)  # (1, 1, 2, 3)
-    expected = np.array([[[1.0, 0.0, -0.25], [0.0, 0.0, 0.0], [-0.25, 0.0, 0.0625]]])
-    check_close(exercises.colour_statistics(pair)[1], expected,
-                "colour_statistics on the two pixels (1, 0, 0) and (-1, 0, 0.5)", atol=1e-6)
+def test_tree_node_computes_the_equations(exercises):
+    out, expected, _ = node_case(exercises, 2, 4, 4, 3, 2, seed=61)
+    check_close(out, expected, "tree_node run in inference mode on h (2, 4, 4, 4), c (2, 3) and two "
+                "residual blocks (expected (2, 8, 8, 2): join, GLU-conv, x + BN(conv(GLU-conv(x))) twice, "
+                "then nearest x2 and a GLU-conv)", atol=1e-4, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------
-# 2. color_consistency (3 points)
+# 2. downsample
 # ---------------------------------------------------------------------------
 
+
+@pytest.mark.exercise(2)
 @pytest.mark.points(2)
-def test_color_consistency_values(exercises):
-    a, b = images(4, 16, 16, 3, seed=3), images(4, 8, 8, 3, seed=4)  # two resolutions
-    out = exercises.color_consistency(a, b)
-    check_close(out, colour_ref(a, b), "color_consistency(x_a, x_b) on (4, 16, 16, 3) and "
-                "(4, 8, 8, 3) images (expected a scalar: lambda_1 * mean of (mu_a - mu_b)^2 + "
-                "lambda_2 * mean of (Sigma_a - Sigma_b)^2, lambda_1 = 1, lambda_2 = 5)", atol=1e-5)
-    check_float32(out, "color_consistency")
-    check_close(exercises.color_consistency(a, a), 0.0,
-                "color_consistency(x, x) (the same images: expected 0)", atol=1e-7)
+def test_downsample_is_the_block_mean(exercises):
+    x = images(2, 8, 8, 3, seed=50)
+    out = exercises.downsample(x, 2)
+    expected = x.astype(np.float64).reshape(2, 2, 4, 2, 4, 3).mean(axis=(2, 4))
+    check_close(out, expected, "downsample(images (2, 8, 8, 3), 2) (expected each output pixel "
+                "to be the mean of a 4x4 block)", atol=1e-6)
+    check_float32(out, "downsample")
+    check_close(exercises.downsample(x, 4), x.astype(np.float64).reshape(2, 4, 2, 4, 2, 3).mean(axis=(2, 4)),
+                "downsample(images (2, 8, 8, 3), 4) (2x2 blocks)", atol=1e-6)
 
 
+@pytest.mark.exercise(2)
 @pytest.mark.points(1)
-def test_color_consistency_weights_and_mean_reduction(exercises):
-    a, b = images(4, 8, 8, 3, seed=5), images(4, 8, 8, 3, seed=6)
-    check_close(exercises.color_consistency(a, b, lambda_mean=1.0, lambda_cov=0.0),
-                colour_ref(a, b, 1.0, 0.0), "color_consistency with lambda_cov=0 (only the mean "
-                "term: a MEAN over the batch and the 3 components, not a sum)", atol=1e-6)
-    check_close(exercises.color_consistency(a, b, lambda_mean=0.0, lambda_cov=2.0),
-                colour_ref(a, b, 0.0, 2.0), "color_consistency with lambda_mean=0, lambda_cov=2 "
-                "(only the covariance term: a MEAN over the batch and the 9 entries)", atol=1e-6)
+def test_downsample_keeps_the_colour_mean_and_the_same_size(exercises):
+    x = images(3, 16, 16, 3, seed=51)
+    check_close(exercises.downsample(x, 16), x, "downsample to the same size (expected the "
+                "images unchanged)", atol=0)
+    mu_small = stats_ref(to_numpy(exercises.downsample(x, 4)))[0]
+    check_close(mu_small, stats_ref(x)[0], "the colour mean of downsample(x, 4) (an area average "
+                "keeps each image's mean colour)", atol=1e-5)
 
 
 # ---------------------------------------------------------------------------
-# 3. joint_d_loss (5 points)
+# 3. joint_d_loss
 # ---------------------------------------------------------------------------
 
 SIX = ("real_cond", "real_uncond", "wrong_cond", "wrong_uncond", "fake_cond", "fake_uncond")
 
-
+@pytest.mark.exercise(3)
 @pytest.mark.points(2)
 def test_joint_d_loss_values(exercises):
     six = [logits(6, seed) for seed in range(10, 16)]
@@ -141,6 +191,7 @@ def test_joint_d_loss_values(exercises):
                 "by lambda_u)", atol=1e-5)
 
 
+@pytest.mark.exercise(3)
 @pytest.mark.points(2)
 def test_joint_d_loss_targets_of_each_term(exercises):
     x = logits(5, 20)
@@ -156,6 +207,7 @@ def test_joint_d_loss_targets_of_each_term(exercises):
                        if name == "wrong_uncond" else "") + ")", atol=1e-4)
 
 
+@pytest.mark.exercise(3)
 @pytest.mark.points(1)
 def test_joint_d_loss_without_the_unconditional_term_is_gan_cls(exercises):
     six = [logits(4, seed) for seed in range(30, 36)]
@@ -165,9 +217,11 @@ def test_joint_d_loss_without_the_unconditional_term_is_gan_cls(exercises):
 
 
 # ---------------------------------------------------------------------------
-# 4. joint_g_loss (2 points)
+# 4. joint_g_loss
 # ---------------------------------------------------------------------------
 
+
+@pytest.mark.exercise(4)
 @pytest.mark.points(2)
 def test_joint_g_loss(exercises):
     fc, fu = logits(7, 40), logits(7, 41)
@@ -184,26 +238,60 @@ def test_joint_g_loss(exercises):
 
 
 # ---------------------------------------------------------------------------
-# 5. downsample (3 points)
+# 5. colour_statistics
 # ---------------------------------------------------------------------------
 
-@pytest.mark.points(2)
-def test_downsample_is_the_block_mean(exercises):
-    x = images(2, 8, 8, 3, seed=50)
-    out = exercises.downsample(x, 2)
-    expected = x.astype(np.float64).reshape(2, 2, 4, 2, 4, 3).mean(axis=(2, 4))
-    check_close(out, expected, "downsample(images (2, 8, 8, 3), 2) (expected each output pixel "
-                "to be the mean of a 4x4 block)", atol=1e-6)
-    check_float32(out, "downsample")
-    check_close(exercises.downsample(x, 4), x.astype(np.float64).reshape(2, 4, 2, 4, 2, 3).mean(axis=(2, 4)),
-                "downsample(images (2, 8, 8, 3), 4) (2x2 blocks)", atol=1e-6)
 
-
+@pytest.mark.exercise(5)
 @pytest.mark.points(1)
-def test_downsample_keeps_the_colour_mean_and_the_same_size(exercises):
-    x = images(3, 16, 16, 3, seed=51)
-    check_close(exercises.downsample(x, 16), x, "downsample to the same size (expected the "
-                "images unchanged)", atol=0)
-    mu_small = stats_ref(to_numpy(exercises.downsample(x, 4)))[0]
-    check_close(mu_small, stats_ref(x)[0], "the colour mean of downsample(x, 4) (an area average "
-                "keeps each image's mean colour)", atol=1e-5)
+def test_colour_statistics_mean(exercises):
+    x = images(3, 4, 6, 3, seed=1)  # H != W
+    mu, sigma = exercises.colour_statistics(x)
+    check_close(mu, stats_ref(x)[0], "colour_statistics(images)[0], the per-image mean mu "
+                "(expected (B, 3): the mean over the H*W pixels of each image)", atol=1e-5)
+    check_float32(mu, "colour_statistics (mu)")
+
+
+@pytest.mark.exercise(5)
+@pytest.mark.points(2)
+def test_colour_statistics_covariance(exercises):
+    x = images(3, 4, 6, 3, seed=2)
+    _, sigma = exercises.colour_statistics(x)
+    check_close(sigma, stats_ref(x)[1], "colour_statistics(images)[1], the per-image covariance "
+                "Sigma (expected (B, 3, 3), biased: divided by N = H*W, not N - 1)", atol=1e-5)
+    check_float32(sigma, "colour_statistics (sigma)")
+    # A flat-colour image has zero covariance; a known two-pixel image has a known one.
+    pair = np.array([[[[1.0, 0.0, 0.0], [-1.0, 0.0, 0.5]]]], np.float32)  # (1, 1, 2, 3)
+    expected = np.array([[[1.0, 0.0, -0.25], [0.0, 0.0, 0.0], [-0.25, 0.0, 0.0625]]])
+    check_close(exercises.colour_statistics(pair)[1], expected,
+                "colour_statistics on the two pixels (1, 0, 0) and (-1, 0, 0.5)", atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# 6. color_consistency
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.exercise(6)
+@pytest.mark.points(2)
+def test_color_consistency_values(exercises):
+    a, b = images(4, 16, 16, 3, seed=3), images(4, 8, 8, 3, seed=4)  # two resolutions
+    out = exercises.color_consistency(a, b)
+    check_close(out, colour_ref(a, b), "color_consistency(x_a, x_b) on (4, 16, 16, 3) and "
+                "(4, 8, 8, 3) images (expected a scalar: lambda_1 * mean of (mu_a - mu_b)^2 + "
+                "lambda_2 * mean of (Sigma_a - Sigma_b)^2, lambda_1 = 1, lambda_2 = 5)", atol=1e-5)
+    check_float32(out, "color_consistency")
+    check_close(exercises.color_consistency(a, a), 0.0,
+                "color_consistency(x, x) (the same images: expected 0)", atol=1e-7)
+
+
+@pytest.mark.exercise(6)
+@pytest.mark.points(1)
+def test_color_consistency_weights_and_mean_reduction(exercises):
+    a, b = images(4, 8, 8, 3, seed=5), images(4, 8, 8, 3, seed=6)
+    check_close(exercises.color_consistency(a, b, lambda_mean=1.0, lambda_cov=0.0),
+                colour_ref(a, b, 1.0, 0.0), "color_consistency with lambda_cov=0 (only the mean "
+                "term: a MEAN over the batch and the 3 components, not a sum)", atol=1e-6)
+    check_close(exercises.color_consistency(a, b, lambda_mean=0.0, lambda_cov=2.0),
+                colour_ref(a, b, 0.0, 2.0), "color_consistency with lambda_mean=0, lambda_cov=2 "
+                "(only the covariance term: a MEAN over the batch and the 9 entries)", atol=1e-6)
