@@ -565,7 +565,7 @@ def exercise_numbers(lesson):
     return {"notebook": in_notebook, "stub": in_stub, "tests": in_tests}
 
 
-@pytest.mark.parametrize("lesson", ["01_cgan", "02_stackgan", "03_stackganpp"])
+@pytest.mark.parametrize("lesson", ["01_cgan", "02_stackgan", "03_stackganpp", "07_pix2pixhd"])
 def test_exercise_numbers_agree_in_notebook_stub_and_tests(lesson):
     """Exercise N is the same function in the notebook ("**Exercise N.** `name(`"), the stub
     (its docstring starts "Exercise N.") and the graded tests (@pytest.mark.exercise(N)

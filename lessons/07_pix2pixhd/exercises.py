@@ -7,7 +7,8 @@ Fill in every function below. Compute with `keras.ops` only (not numpy, `tf.`, `
 notebook's training: the model calls your boundary map on every batch's instance map, your
 pyramid before every discriminator, your pooling on the feature encoder's output and your
 feature-matching loss in the generator's loss. `image_pyramid` calls your `downsample`:
-write them in order.
+write them in order. Exercise 6 is a question, not code: answer it in `REFLECTION` at the end
+of this file (the instructor grades it; `ganlib grade` gives it no score).
 
 Paper:
     [HD] Wang et al. 2018, "High-Resolution Image Synthesis and Semantic Manipulation with
@@ -23,7 +24,7 @@ from keras import ops
 
 
 def feature_matching(real_features, fake_features):
-    r"""The discriminator feature-matching loss ([HD], section "Improved adversarial loss").
+    r"""Exercise 1. The discriminator feature-matching loss ([HD], section "Improved adversarial loss").
 
     For each discriminator $D_k$ ($k = 1 \dots num\_D$) and each of its $L$ intermediate
     feature maps $D_k^{(i)}$ (the final prediction is not one of them):
@@ -49,7 +50,7 @@ def feature_matching(real_features, fake_features):
 
 
 def downsample(x):
-    r"""The pyramid's downsampling step: a 3x3 average pool of stride 2 with padding 1 that
+    r"""Exercise 2. The pyramid's downsampling step: a 3x3 average pool of stride 2 with padding 1 that
     does *not* count the padding (PyTorch's `AvgPool2d(3, 2, 1, count_include_pad=False)`).
 
     Output pixel (i, j) is the mean of the input pixels (r, c) with
@@ -70,7 +71,7 @@ def downsample(x):
 
 
 def image_pyramid(x, num_scales):
-    r"""The multi-scale discriminators' inputs ([HD], section "Multi-scale discriminators"):
+    r"""Exercise 3. The multi-scale discriminators' inputs ([HD], section "Multi-scale discriminators"):
     $D_1$ judges the (label map, image) pair at full resolution, $D_2$ at half, $D_3$ at a
     quarter, ...
 
@@ -85,7 +86,7 @@ def image_pyramid(x, num_scales):
 
 
 def instance_edges(instance):
-    r"""The instance boundary map ([HD], section "Using instance maps").
+    r"""Exercise 4. The instance boundary map ([HD], section "Using instance maps").
 
     A label map cannot tell two adjacent cars apart; the instance map can, but its ids are
     arbitrary numbers. The boundary map keeps what matters: pixel (i, j) is 1 if one of its
@@ -106,7 +107,7 @@ def instance_edges(instance):
 
 
 def instance_average_pool(features, instance, max_id=34000):
-    r"""Instance-wise average pooling ([HD], section "Learning an instance-level feature
+    r"""Exercise 5. Instance-wise average pooling ([HD], section "Learning an instance-level feature
     embedding"): the encoder's feature map is replaced, at every pixel, by the mean of the
     features over that pixel's instance (same id, same image), so that each object gets one
     feature vector.
@@ -126,3 +127,15 @@ def instance_average_pool(features, instance, max_id=34000):
     each pixel's mean back.
     """
     raise NotImplementedError("Exercise: instance_average_pool")
+
+
+# Exercise 6 (reflection; 3 points, graded by the instructor: `ganlib grade` gives it no score).
+# The README's comparison "with vs without the instance boundary map" trains the same model twice
+# from the same start and seed, once without the boundary channel (`--variant no-instance`), and
+# scores the segmentation accuracy on car pixels next to another car. In 4 to 8 sentences: what can
+# the generator not know about two adjacent cars from the one-hot label map alone, what does the
+# boundary channel add, and why does pix2pixHD feed boundaries rather than the instance ids
+# themselves? Which other measurement (not accuracy) would show the same effect, and why?
+REFLECTION = """
+(Write your answer here.)
+"""

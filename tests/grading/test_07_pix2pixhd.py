@@ -15,6 +15,16 @@ from ganlib.course.grading import check_close, to_numpy
 
 ALLOWED_GANLIB = {}
 
+# Exercise 6 is a question: the grader lists it with its points for the instructor, shows the
+# student's answer (REFLECTION in exercises.py, read, never run), and gives it no score.
+MANUALLY_GRADED = [{
+    "exercise": 6, "name": "reflection_instance_boundaries", "points": 3, "answer": "REFLECTION",
+    "placeholder": "(Write your answer here.)",
+    "question": "What can the generator not know about two adjacent cars from the one-hot label map alone, "
+                "what does the boundary channel add, why boundaries rather than instance ids, and which "
+                "other measurement would show the same effect?",
+}]
+
 
 # ---------------------------------------------------------------------------
 # numpy references
@@ -74,6 +84,7 @@ SHAPES = [[(2, 8, 8, 4), (2, 4, 4, 8), (2, 2, 2, 16), (2, 3, 3, 16)],
 # ---------------------------------------------------------------------------
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(1)
 def test_feature_matching_values(exercises):
     real, fake = maps(SHAPES, 1), maps(SHAPES, 2)
     out = exercises.feature_matching(real, fake)
@@ -83,6 +94,7 @@ def test_feature_matching_values(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(1)
 def test_feature_matching_weights(exercises):
     one = [[np.ones((1, 2, 2, 1), np.float32)] * 2] * 3     # 3 scales, L = 2
     zero = [[np.zeros((1, 2, 2, 1), np.float32)] * 2] * 3
@@ -91,6 +103,7 @@ def test_feature_matching_weights(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(1)
 def test_feature_matching_of_equal_features_is_zero(exercises):
     real = maps(SHAPES, 3)
     check_close(exercises.feature_matching(real, real), 0.0, "feature_matching(x, x) (expected 0)", atol=1e-7)
@@ -101,6 +114,7 @@ def test_feature_matching_of_equal_features_is_zero(exercises):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(2)
 def test_downsample_is_the_reference_average_pool(exercises):
     x = np.random.default_rng(4).normal(size=(2, 6, 8, 3)).astype(np.float32)
     out = exercises.downsample(x)
@@ -110,6 +124,7 @@ def test_downsample_is_the_reference_average_pool(exercises):
 
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(3)
 def test_image_pyramid(exercises):
     x = np.random.default_rng(5).normal(size=(1, 8, 16, 2)).astype(np.float32)
     out = exercises.image_pyramid(x, 3)
@@ -125,6 +140,7 @@ def test_image_pyramid(exercises):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(4)
 def test_instance_edges_values(exercises):
     inst = np.random.default_rng(6).integers(0, 3, size=(2, 5, 7)).astype(np.int32)
     out = exercises.instance_edges(inst)
@@ -134,6 +150,7 @@ def test_instance_edges_values(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(4)
 def test_instance_edges_between_two_adjacent_cars(exercises):
     inst = np.full((1, 4, 6), 7, np.int32)
     inst[0, 1:3, 1:3], inst[0, 1:3, 3:5] = 26000, 26001          # two cars side by side
@@ -146,6 +163,7 @@ def test_instance_edges_between_two_adjacent_cars(exercises):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(5)
 def test_instance_average_pool_values(exercises):
     rng = np.random.default_rng(7)
     feat = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
@@ -157,6 +175,7 @@ def test_instance_average_pool_values(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(5)
 def test_instance_average_pool_keeps_images_apart(exercises):
     feat = np.stack([np.ones((2, 2, 1)), -np.ones((2, 2, 1))]).astype(np.float32)
     inst = np.full((2, 2, 2), 26000, np.int32)   # the same id in both images

@@ -31,12 +31,14 @@ def pool_ref(feat, inst, max_id=34000):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(2)
 def test_downsample_in_the_training_step(exercises):
     x = np.random.default_rng(701).normal(size=(1, 4, 6, 2)).astype(np.float32)
     check_backend(exercises.downsample, (x,), down_ref, "downsample")
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(5)
 def test_instance_average_pool_in_the_training_step(exercises):
     rng = np.random.default_rng(702)
     feat = rng.normal(size=(1, 3, 4, 2)).astype(np.float32)
@@ -45,6 +47,7 @@ def test_instance_average_pool_in_the_training_step(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(4)
 def test_instance_edges_in_the_training_step(exercises):
     inst = np.random.default_rng(703).integers(0, 2, size=(1, 4, 4)).astype(np.int32)
 
@@ -59,6 +62,7 @@ def test_instance_edges_in_the_training_step(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(1)
 def test_feature_matching_other_values(exercises):
     rng = np.random.default_rng(704)
     real = [[rng.normal(size=(3, 2, 2, 5)).astype(np.float32) for _ in range(3)]]
@@ -69,6 +73,7 @@ def test_feature_matching_other_values(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(3)
 def test_image_pyramid_of_one_scale(exercises):
     x = np.random.default_rng(705).normal(size=(2, 4, 4, 3)).astype(np.float32)
     out = exercises.image_pyramid(x, 1)
