@@ -66,7 +66,8 @@ def synthetic_batch(model, batch_size, seed=0):
     `wrong_image` (and its pyramid) when the mismatched pairs are images; `class_id` (B,)
     int32 in [0, num_classes); text as `tokens` / `wrong_tokens` int32 word ids in
     [2, vocabulary size) (no padding), (B, T) or (B, k, T) with k captions per image, or as
-    precomputed `embeddings` / `wrong_embeddings` (B, k, D) float32.
+    precomputed `embeddings` / `wrong_embeddings` (B, k, D) float32. Label-map models (pix2pixHD):
+    `image` (B, H, W, 3), `label` ids in [0, label_nc) and `instance` ids (B, H, W) int32.
     """
     from ganlib import models
 
@@ -74,6 +75,12 @@ def synthetic_batch(model, batch_size, seed=0):
     name = next(n for n in models.MODELS if isinstance(cfg, models.get(n).config))
     spec = models.get(name).batch(cfg)
     rng = np.random.default_rng(seed)
+    if spec.label_maps:   # label-map models: `image` (B, H, W, 3), `label` and `instance` (B, H, W)
+        h, w = spec.image_size
+        label = rng.integers(0, cfg.label_nc, (batch_size, h, w)).astype("int32")
+        instance = np.where(label == 26, 26000 + rng.integers(0, 3, label.shape), label).astype("int32")
+        return {"image": rng.uniform(-1, 1, (batch_size, h, w, 3)).astype("float32"), "label": label,
+                "instance": instance}
     images = lambda s: rng.uniform(-1, 1, (batch_size, s, s, 3)).astype("float32")  # noqa: E731
     batch = {"image": images(spec.image_size),
              "class_id": rng.integers(0, getattr(cfg, "num_classes", 1), batch_size).astype("int32")}

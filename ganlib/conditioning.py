@@ -26,8 +26,9 @@ Text encoders (`Config.text_encoder`):
   (`ganlib train cgan --text-encoder damsm:DIR`). `use_text_encoder` sets a config's
   `embed_dim` to the DAMSM's width.
 
-Word features + mask (AttnGAN's DAMSM) and label maps (pix2pixHD) are further kinds
-that join with their papers. Frozen helper networks (the sentence encoder) are
+| `"label_map"` | a semantic label map and its instance map (pix2pixHD) | `label`, `instance` (B, H, W) | a dict of `label`, `instance` arrays, or dataset items |
+
+Word features + mask (AttnGAN's DAMSM) are a further kind that joins with its paper. Frozen helper networks (the sentence encoder) are
 provided by the component under a name (`helpers()`), and models find them by that
 name (`PaperGAN.helper(name)`), never by position.
 """
@@ -38,7 +39,7 @@ from keras import ops
 #: text encoders and the width of their sentence embedding (None: the data's precomputed width,
 #: 1024 in the reference datasets' char-CNN-RNN pickles)
 TEXT_ENCODERS = {"synthbirds": 256, "char-cnn-rnn": None, "damsm": None}
-KINDS = ("text", "class", "none")
+KINDS = ("text", "words", "class", "none", "label_map")
 SENTENCE_ENCODER = "sentence_encoder"
 
 
@@ -352,6 +353,74 @@ class WordConditioning(SentenceConditioning):
         return np.asarray(self.tokenizer.encode_checked(list(conditions)), "int32")
 
 
+class LabelMapConditioning:
+    """A semantic label map with its instance map (pix2pixHD): `label` (B, H, W) label ids and
+    `instance` (B, H, W) instance ids (label_id * 1000 + k for countable objects, the label id
+    elsewhere, as Cityscapes' `*_instanceIds.png`). The model encodes them (one-hot, boundaries)."""
+
+    kind = "label_map"
+
+    def __init__(self, image_size, label_nc):
+        self.image_size, self.label_nc = tuple(image_size), int(label_nc)
+
+    def helpers(self):
+        return {}
+
+    def from_batch(self, model, batch, wrong=False):
+        return batch["label"], batch["instance"]
+
+    def encode(self, model, conditions):
+        """`{"label", "instance"}` int arrays (B, H, W) at the model's size (nearest-neighbour
+        resize): from such a dict or a list of dataset items; bad maps raise ValueError."""
+        if isinstance(conditions, dict):
+            label, instance = conditions.get("label"), conditions.get("instance")
+        else:
+            items = list(conditions)
+            if not all(isinstance(c, dict) for c in items):
+                raise ValueError("conditions: expected a dict with 'label' and 'instance' arrays (B, H, W) or a "
+                                 "list of dataset items (dicts with 'label' and 'instance').")
+            label = np.stack([_resize_map(c["label"], self.image_size) for c in items])
+            instance = np.stack([_resize_map(c["instance"], self.image_size) for c in items])
+        if label is None or instance is None:
+            raise ValueError("conditions: both 'label' and 'instance' maps are needed (instance: the label map "
+                             "itself where there are no instances).")
+        label, instance = np.asarray(label), np.asarray(instance)
+        if label.ndim == 2:
+            label, instance = label[None], instance[None]
+        if label.ndim != 3 or label.shape != instance.shape:
+            raise ValueError(f"conditions: 'label' and 'instance' must be (B, H, W) of one shape, got "
+                             f"{label.shape} and {instance.shape}.")
+        if label.min() < 0 or label.max() >= self.label_nc:
+            raise ValueError(f"conditions['label']: ids must be in [0, {self.label_nc}), got "
+                             f"[{label.min()}, {label.max()}].")
+        if label.shape[1:] != self.image_size:
+            label = np.stack([_resize_map(m, self.image_size) for m in label])
+            instance = np.stack([_resize_map(m, self.image_size) for m in instance])
+        return {"label": label.astype("int32"), "instance": instance.astype("int32")}
+
+    def count(self, conditions):
+        return len(conditions["label"]) if isinstance(conditions, dict) else len(conditions)
+
+    def of_sample(self, sample):
+        return {"label": sample["label"], "instance": sample["instance"]}
+
+    def grid(self, datasets, n=8, seed=0):
+        """The label maps of `n` test items and their file names."""
+        test = datasets["test"]
+        items = [test[int(i)] for i in np.linspace(0, len(test) - 1, n).astype(int)]
+        return items, [str(item.get("filename", "")) for item in items]
+
+
+def _resize_map(m, size):
+    """Nearest-neighbour resize of an integer map (H, W) to `size` (H, W)."""
+    m = np.asarray(m)
+    if m.shape == tuple(size):
+        return m
+    rows = (np.arange(size[0]) * m.shape[0] // size[0])
+    cols = (np.arange(size[1]) * m.shape[1] // size[1])
+    return m[rows][:, cols]
+
+
 def from_config(config):
     """The component of a paper `Config` (its `conditioning`, `text_encoder`, `embed_dim`, ...)."""
     kind = config.conditioning
@@ -363,6 +432,8 @@ def from_config(config):
         return NoConditioning()
     if kind == "words":
         return WordConditioning(path=getattr(config, "damsm", None))
+    if kind == "label_map":
+        return LabelMapConditioning(config.image_size, config.label_nc)
     raise ValueError(f"conditioning must be one of {KINDS}, got {kind!r}.")
 
 

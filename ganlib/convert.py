@@ -1,5 +1,8 @@
 """Load the reference implementations' PyTorch checkpoints into ganlib's networks.
 
+**pix2pixHD**, NVIDIA/pix2pixHD: `load_pix2pixhd` (below) reads `latest_net_G.pth`, `latest_net_D.pth`
+and `latest_net_E.pth` into `ganlib.models.pix2pixhd` networks built from the matching `Config`.
+
 **StackGAN++ (StackGAN-v2)**, hanzhanggit/StackGAN-v2 (`code/model.py`, `code/trainer.py`):
 its trainer saves `netG_<iteration>.pth` (G_NET, the moving average of G's weights, saved
 through `DataParallel`, so every key starts with `module.`) and `netD0.pth`, `netD1.pth`,
@@ -580,3 +583,110 @@ def load_hdgan(target, generator_state=None, discriminator_state=None):
     if generator_state is not None and getattr(target, "generator_ema", None) is not None:
         target.sync_ema()
     return target
+
+
+# --------------------------------------------------------------------------- pix2pixHD
+# NVIDIA/pix2pixHD (`models/networks.py`) saves `latest_net_G.pth`, `latest_net_D.pth` and
+# `latest_net_E.pth` (plain state dicts). Convolutions and transposed convolutions both go
+# (O|I, I|O, kh, kw) -> (kh, kw, I|O, O|I) ("conv"); instance norms have no weights.
+def _pix2pixhd_trunk(layers, cfg, prefix, key, with_back):
+    """GlobalGenerator.model: [pad, conv, IN, ReLU], (conv, IN, ReLU) x downs, res blocks, (convT,
+    IN, ReLU) x ups, [pad, conv, tanh]."""
+    nd, nb = cfg.n_downsample_global, cfg.n_blocks_global
+    entries = _conv(f"{key}.1", layers[f"{prefix}_front"])
+    for i in range(nd):
+        entries += _conv(f"{key}.{4 + 3 * i}", layers[f"{prefix}_down{i}"])
+    start = 4 + 3 * nd
+    for j in range(nb):
+        entries += _conv(f"{key}.{start + j}.conv_block.1", layers[f"{prefix}_res{j}_a"])
+        entries += _conv(f"{key}.{start + j}.conv_block.5", layers[f"{prefix}_res{j}_b"])
+    for i in range(nd):
+        entries += _conv(f"{key}.{start + nb + 3 * i}", layers[f"{prefix}_up{i}"])
+    if with_back:
+        entries += _conv(f"{key}.{start + nb + 3 * nd + 1}", layers[f"{prefix}_back"])
+    return entries
+
+
+def pix2pixhd_generator_entries(generator, cfg):
+    """The entries of the reference's GlobalGenerator (netG global) or LocalEnhancer (netG local)."""
+    layers = _names(generator)
+    if cfg.netG == "global":
+        return _pix2pixhd_trunk(layers, cfg, "G1", "model", with_back=True)
+    if cfg.netG != "local":
+        raise ValueError(f"the reference has no {cfg.netG!r} generator (global or local)")
+    entries = _pix2pixhd_trunk(layers, cfg, "G1", "model", with_back=False)
+    n = cfg.n_local_enhancers
+    for k in range(1, n + 1):
+        p = f"G{k + 1}"
+        entries += _conv(f"model{k}_1.1", layers[f"{p}_front"]) + _conv(f"model{k}_1.4", layers[f"{p}_down"])
+        for j in range(cfg.n_blocks_local):
+            entries += _conv(f"model{k}_2.{j}.conv_block.1", layers[f"{p}_res{j}_a"])
+            entries += _conv(f"model{k}_2.{j}.conv_block.5", layers[f"{p}_res{j}_b"])
+        entries += _conv(f"model{k}_2.{cfg.n_blocks_local}", layers[f"{p}_up"])
+        if k == n:
+            entries += _conv(f"model{k}_2.{cfg.n_blocks_local + 4}", layers[f"{p}_back"])
+    return entries
+
+
+def pix2pixhd_discriminator_entries(discriminator, k, num_d, n_layers):
+    """D_k (k = 1 the finest) is the reference's `scale{num_D - k}` (it sees the input pooled k - 1 times)."""
+    layers = _names(discriminator)
+    scale = f"scale{num_d - k}"
+    entries = []
+    for j in range(n_layers + 1):
+        entries += _conv(f"{scale}_layer{j}.0", layers[f"D{k}_conv{j}"])
+    return entries + _conv(f"{scale}_layer{n_layers + 1}.0", layers[f"D{k}_pred"])
+
+
+def pix2pixhd_encoder_entries(encoder, cfg):
+    layers = _names(encoder)
+    nd = cfg.n_downsample_E
+    entries = _conv("model.1", layers["E_front"])
+    for i in range(nd):
+        entries += _conv(f"model.{4 + 3 * i}", layers[f"E_down{i}"])
+    for i in range(nd):
+        entries += _conv(f"model.{4 + 3 * nd + 3 * i}", layers[f"E_up{i}"])
+    return entries + _conv(f"model.{4 + 6 * nd + 1}", layers["E_back"])
+
+
+def load_pix2pixhd(model, generator_state=None, discriminator_state=None, encoder_state=None):
+    """Assign NVIDIA/pix2pixHD weights to a `ganlib.models.pix2pixhd.Pix2PixHD` built from the
+    matching `Config` (e.g. the published label2city 2048x1024 generator: `Config.paper()`; its
+    1024x512 one: `Config.paper("global")`; with `--instance_feat`: `replace(instance_feat=True)`).
+
+    Args:
+        model: the `Pix2PixHD` model (its `G`, `discriminators`, `encoder`).
+        generator_state: `latest_net_G.pth` (a path .pth / .npz, or a mapping key -> array).
+        discriminator_state: `latest_net_D.pth` (the MultiscaleDiscriminator, all scales).
+        encoder_state: `latest_net_E.pth`.
+
+    Every key must be used and every weight set (ValueError otherwise, nothing assigned).
+    Returns `model`.
+    """
+    cfg, jobs = model.config, []
+    if generator_state is not None:
+        state = read_state_dict(generator_state, "generator_state")
+        jobs.append(_convert(pix2pixhd_generator_entries(model.G, cfg), state, model.G, "generator_state"))
+    if discriminator_state is not None:
+        state = read_state_dict(discriminator_state, "discriminator_state")
+        entries = [e for k, d in enumerate(model.discriminators, 1)
+                   for e in pix2pixhd_discriminator_entries(d, k, cfg.num_D, cfg.n_layers_D)]
+        group = _Group(model.discriminators)
+        jobs.append(_convert(entries, state, group, "discriminator_state"))
+    if encoder_state is not None:
+        if model.encoder is None:
+            raise ValueError("encoder_state given, but the model has no encoder: build it with instance_feat=True")
+        state = read_state_dict(encoder_state, "encoder_state")
+        jobs.append(_convert(pix2pixhd_encoder_entries(model.encoder, cfg), state, model.encoder, "encoder_state"))
+    for pairs in jobs:
+        for variable, value in pairs:
+            variable.assign(value)
+    return model
+
+
+class _Group:
+    """Several networks seen as one by `_convert` (the reference's one MultiscaleDiscriminator)."""
+
+    def __init__(self, networks):
+        self.name = "+".join(n.name for n in networks)
+        self.weights = [w for n in networks for w in n.weights]

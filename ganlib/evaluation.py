@@ -12,6 +12,9 @@ images:
   for text-conditioned models also AttnGAN's R-precision (`r_precision`, `r_precision_std`:
   each image's caption against 99 mismatched ones, mean and std over 10 folds) with the
   shipped SynthBirds DAMSM (`ganlib.metrics.damsm_r_precision`);
+* street scenes (SynthStreets, Cityscapes; label-map models): pixel accuracy and mean IoU of a
+  segmentation network on the generated images against their input label maps, and an FID
+  analogue on its features (`evaluate_label_maps`);
 * real data (CUB, Oxford-102, COCO): FID and Inception Score with Keras' InceptionV3
   (ImageNet weights, when the user has them), the real images' statistics kept in
   the run folder's `inception_statistics.npz`.
@@ -73,6 +76,8 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
     Raises ``ganlib.metrics.inception.InceptionWeightsUnavailable`` on real data when
     the ImageNet weights are not available offline.
     """
+    if model.condition.kind == "label_map":
+        return evaluate_label_maps(model, dataset, n=n, seed=seed, batch_size=batch_size)
     size = model.config.image_size
     synthetic = getattr(dataset, "name", "synthbirds") == "synthbirds"
     network = None if synthetic else metrics.default_inception()   # fails early, before any work
@@ -91,6 +96,53 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
         record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(fakes, sample["captions"],
                                                                                      seed=seed)
     return {k: float(v) for k, v in record.items()}
+
+
+def label_map_sample(dataset, n, size, seed=0):
+    """n fixed items of a street-scene dataset (seeded): `images` uint8 (n, H, W, 3) and their
+    `label`, `instance` maps, all resized to `size` (H, W) (nearest neighbour for the maps)."""
+    key = ("label_maps", id(dataset), n, tuple(size), seed)
+    if key in _SAMPLES:
+        return _SAMPLES[key]
+    from PIL import Image
+
+    from ganlib.conditioning import _resize_map
+
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(len(dataset), min(n, len(dataset)), replace=False))
+    sample = {"images": [], "label": [], "instance": []}
+    for i in index:
+        item = dataset[int(i)]
+        image = item["image"]
+        if image.shape[:2] != tuple(size):
+            image = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BICUBIC))
+        sample["images"].append(image)
+        sample["label"].append(_resize_map(item["label"], size))
+        sample["instance"].append(_resize_map(item["instance"], size))
+    sample = {k: np.stack(v) for k, v in sample.items()}
+    _SAMPLES[key] = sample
+    return sample
+
+
+def evaluate_label_maps(model, dataset, n=500, seed=0, batch_size=16):
+    """pix2pixHD's protocol (its Table 1): a segmentation network run on the images generated
+    from `n` test label maps, pixel accuracy and mean IoU against those label maps
+    (`ganlib.metrics.segmentation`), and an FID analogue on the segmenter's features."""
+    from ganlib.metrics import segmentation
+
+    size = tuple(model.config.image_size)
+    sample = label_map_sample(dataset, n, size, seed)
+    fakes = np.concatenate([model.generate({"label": sample["label"][i:i + batch_size],
+                                            "instance": sample["instance"][i:i + batch_size]}, seed=seed + i)
+                            for i in range(0, len(sample["label"]), batch_size)])
+    record = {k: float(v) for k, v in segmentation.segmentation_scores(fakes, sample["label"]).items()}
+    stats_key = ("segmentation_statistics", id(dataset), n, size, seed)
+    if stats_key not in _SAMPLES:
+        real = sample["images"].astype("float32") / 127.5 - 1.0
+        _SAMPLES[stats_key] = metrics.feature_statistics(segmentation.segmentation_features(real))
+    fid = metrics.frechet_distance(*_SAMPLES[stats_key],
+                                   *metrics.feature_statistics(segmentation.segmentation_features(fakes)))
+    return {**record, "fid": float(fid)}
 
 
 def _inception_statistics(sample, dataset, size, seed, network, path):

@@ -148,40 +148,6 @@ class GLU(layers.Layer):
         return (*input_shape[:-1], None if input_shape[-1] is None else input_shape[-1] // 2)
 
 
-@keras.saving.register_keras_serializable("ganlib")
-class ReflectionPad2D(layers.Layer):
-    """Reflection padding of `padding` pixels on each side of H and W (PyTorch's `nn.ReflectionPad2d`).
-
-    HDGAN's generator pads every 3x3 convolution this way instead of with zeros.
-
-    Input shape:
-        `(B, H, W, C)`, H and W > `padding`.
-
-    Output shape:
-        `(B, H + 2 * padding, W + 2 * padding, C)`.
-
-    Example:
-        >>> x = keras.ops.reshape(keras.ops.arange(4.0), (1, 2, 2, 1))
-        >>> keras.ops.convert_to_numpy(ReflectionPad2D(1)(x))[0, :, :, 0].tolist()[0]
-        [3.0, 2.0, 3.0, 2.0]
-    """
-
-    def __init__(self, padding=1, **kwargs):
-        super().__init__(**kwargs)
-        self.padding = int(padding)
-
-    def call(self, x):
-        p = self.padding
-        return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
-
-    def compute_output_shape(self, input_shape):
-        grow = lambda n: None if n is None else n + 2 * self.padding  # noqa: E731
-        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
-
-    def get_config(self):
-        return {**super().get_config(), "padding": self.padding}
-
-
 def reparameterize(mu, logvar, eps):
     r"""$\hat c = \mu + \sigma \odot \epsilon$ with $\sigma = \exp(\tfrac12 \log\sigma^2)$ (StackGAN, Sec. 3.2)."""
     mu, logvar, eps = (ops.convert_to_tensor(x) for x in (mu, logvar, eps))
@@ -441,3 +407,41 @@ class SentenceAttention(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0], input_shape[0]
+
+
+@keras.saving.register_keras_serializable("ganlib")
+class ReflectionPadding2D(layers.Layer):
+    r"""Pad the two spatial axes by mirroring, without repeating the edge (PyTorch's
+    `nn.ReflectionPad2d`; pix2pix and pix2pixHD pad this way before their 7x7 and 3x3
+    convolutions so that borders look like the image, not like zeros; HDGAN's generator
+    before every 3x3 convolution).
+
+    Args:
+        padding: pixels added on each side of both spatial axes.
+
+    Input shape:
+        `(B, H, W, C)` with H, W > padding.
+
+    Output shape:
+        `(B, H + 2 * padding, W + 2 * padding, C)`.
+
+    Example:
+        >>> x = keras.ops.reshape(keras.ops.arange(3.0), (1, 1, 3, 1))
+        >>> keras.ops.convert_to_numpy(ReflectionPadding2D(1)(keras.ops.tile(x, (1, 2, 1, 1))))[0, 0, :, 0]
+        array([1., 0., 1., 2., 1.], dtype=float32)
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, x):
+        p = self.padding
+        return ops.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        grow = lambda n: None if n is None else n + 2 * self.padding  # noqa: E731
+        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}

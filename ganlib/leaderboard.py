@@ -50,7 +50,7 @@ def score(model, test_set, n=500, size=64, seed=0):
     return {k: float(v) for k, v in record.items()}
 
 
-def run(names=models.MODELS, out="runs/leaderboard", n=500, size=64, verbose=0):
+def run(names=models.TEXT_MODELS, out="runs/leaderboard", n=500, size=64, verbose=0):
     """Train (or reuse) each model's fast preset under `out` and score it; returns the rows."""
     from ganlib import runs
     from ganlib.callbacks import global_step
@@ -118,7 +118,7 @@ def main(argv=None):
 
 def add_arguments(parser):
     parser.add_argument("--out", default="runs/leaderboard", help="folder of the runs and leaderboard.json")
-    parser.add_argument("--models", nargs="+", default=list(models.MODELS), choices=models.MODELS)
+    parser.add_argument("--models", nargs="+", default=list(models.TEXT_MODELS), choices=models.TEXT_MODELS)
     parser.add_argument("--n", type=int, default=500, help="test captions per model (default 500)")
     parser.add_argument("--size", type=int, default=64, help="evaluation image size (default 64)")
 

@@ -286,9 +286,10 @@ def damsm_loss(regions, image_code, words, sentence, lengths, gamma1=4.0, gamma2
 
 
 def least_squares(outputs, target):
-    r"""The least-squares GAN loss of one set of D outputs against a constant target:
-    $\mathrm{mean}\big((D - t)^2\big)$ over every element (PyTorch's `MSELoss`, as HDGAN's
-    reference code scores its pair logits and its local patch maps)."""
+    r"""The least-squares GAN loss (LSGAN, Mao et al. 2017) of one set of D outputs against a
+    constant target t (1 "real", 0 "fake"): $\mathrm{mean}\big((D - t)^2\big)$ over every element
+    (PyTorch's `MSELoss`, as HDGAN's reference code scores its pair logits and its local patch
+    maps, and pix2pixHD's the patches of each PatchGAN's prediction map)."""
     outputs = ops.cast(outputs, "float32")
     return ops.mean(ops.square(outputs - target))
 
@@ -320,3 +321,39 @@ def bidirectional_ranking_loss(image_emb, text_emb, margin=0.2):
     wrong_text = ops.relu(margin - positive[:, None] + scores) * off    # image k, caption j != k
     wrong_image = ops.relu(margin - positive[None, :] + scores) * off   # caption k, image i != k
     return (ops.sum(wrong_text) + ops.sum(wrong_image)) / ops.cast(ops.shape(scores)[0], "float32")
+
+
+def feature_matching(real_features, fake_features):
+    r"""pix2pixHD's discriminator feature-matching loss (Wang et al. 2018, section *Improved
+    adversarial loss*).
+
+    For each discriminator scale $k$ (of `num_D`) and each of its $L$ intermediate
+    feature maps $D_k^{(i)}$ (the final prediction excluded):
+
+    $$\mathcal{L}_{FM} = \sum_{k=1}^{num\_D} \sum_{i=1}^{L} \frac{4}{L}\,\frac{1}{num\_D}\;
+    \mathrm{mean}\,\big|D_k^{(i)}(s, x) - D_k^{(i)}(s, G(s))\big|$$
+
+    with the real features held constant. The paper weighs layer $i$ by $1/N_i$, $N_i$ its
+    number of elements, which makes each term a mean; the reference code adds the
+    weights $4 / (n\_layers\_D + 1)$ (with n_layers_D = 3 and the L = n_layers_D + 1
+    intermediate maps, $4/L$) and $1 / num\_D$. Multiply by lambda_feat (10) outside.
+
+    Args:
+        real_features, fake_features: one list per discriminator scale, each holding
+            that discriminator's L intermediate feature maps, in the same order.
+
+    Returns:
+        A scalar tensor.
+    """
+    if len(real_features) != len(fake_features):
+        raise ValueError(f"feature_matching: {len(real_features)} real and {len(fake_features)} fake "
+                         "discriminator scales; expected one list of feature maps per scale for each.")
+    num_d = len(real_features)
+    total = 0.0
+    for k, (real, fake) in enumerate(zip(real_features, fake_features)):
+        if len(real) != len(fake):
+            raise ValueError(f"feature_matching: scale {k} has {len(real)} real and {len(fake)} fake feature maps.")
+        weight = (4.0 / len(real)) * (1.0 / num_d)
+        for r, f in zip(real, fake):
+            total = total + weight * ops.mean(ops.abs(ops.cast(f, "float32") - ops.stop_gradient(ops.cast(r, "float32"))))
+    return total

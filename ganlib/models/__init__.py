@@ -4,7 +4,11 @@ entry `SPEC` (`ganlib.models.registry.PaperSpec`), read with `get(name)`."""
 import importlib
 
 # The models `ganlib train MODEL` knows, in course order.
-MODELS = ("cgan", "stackgan", "stackganpp", "attngan", "hdgan")
+MODELS = ("cgan", "stackgan", "stackganpp", "attngan", "hdgan", "pix2pixhd")
+
+
+# The text-to-image papers (the SynthBirds leaderboard scores these); pix2pixHD maps label maps.
+TEXT_MODELS = tuple(m for m in MODELS if m != "pix2pixhd")
 
 
 def get(name):

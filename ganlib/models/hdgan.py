@@ -50,7 +50,7 @@ import numpy as np
 from keras import layers, ops
 
 from ganlib import losses
-from ganlib.layers import ConditioningAugmentation, ReflectionPad2D, ReplicateConcat, Reparameterize
+from ganlib.layers import ConditioningAugmentation, ReflectionPadding2D, ReplicateConcat, Reparameterize
 from ganlib.models.base import PaperConfig, to_numpy_images
 from ganlib.models.multiscale import MultiScaleGAN
 from ganlib.models.registry import PaperSpec, Variant, batch_for
@@ -181,7 +181,7 @@ def _dense(units, fan_in, name):
 def pad_conv_bn(x, filters, name, relu=True):
     """Reflection pad 1, 3x3 convolution without bias, BatchNorm, ReLU (reference `pad_conv_norm`)."""
     x = layers.Conv2D(filters, 3, use_bias=False, kernel_initializer=_normal(),
-                      name=f"{name}_conv")(ReflectionPad2D(1, name=f"{name}_pad")(x))
+                      name=f"{name}_conv")(ReflectionPadding2D(1, name=f"{name}_pad")(x))
     x = _bn(f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
@@ -196,7 +196,7 @@ def residual_block(x, name):
 def side_output(x, size):
     """The side-output head at `size` px: reflection pad, 3x3 convolution to RGB without bias,
     tanh (reference `branch_out`)."""
-    x = ReflectionPad2D(1, name=f"to_img_{size}_pad")(x)
+    x = ReflectionPadding2D(1, name=f"to_img_{size}_pad")(x)
     x = layers.Conv2D(3, 3, use_bias=False, kernel_initializer=_normal(), name=f"to_img_{size}_conv")(x)
     return layers.Activation("tanh", name=f"image_{size}")(x)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 PRESETS = ("fast", "paper")
+LABEL_MAP_DATASETS = ("synthstreets", "cityscapes")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class BatchSpec:
         captions: captions per image (k > 1: `tokens` of shape (B, k, T), averaged).
         text: "tokens", "embeddings" (the dataset's precomputed text embeddings) or None.
         max_words: token sequence length.
+        label_maps: label-map models (pix2pixHD): batches of `image`, `label` and `instance`
+            maps of `image_size` = (H, W), from `dataset.pipeline(batch_size, size=...)`.
     """
 
     image_size: int
@@ -38,9 +41,15 @@ class BatchSpec:
     captions: int = 1
     text: str | None = "tokens"
     max_words: int = 18
+    label_maps: bool = False
 
     def pipeline(self, dataset, batch_size, tokenizer=None, seed=0):
         """`dataset.pipeline(...)` giving batches of this spec."""
+        if self.label_maps:
+            if getattr(dataset, "name", None) not in LABEL_MAP_DATASETS:
+                raise ValueError(f"this model maps label maps to images and the {dataset.name!r} dataset has "
+                                 f"none: train it on one of {LABEL_MAP_DATASETS}.")
+            return dataset.pipeline(batch_size=batch_size, size=tuple(self.image_size), seed=seed)
         if self.captions > dataset.captions_per_image:
             raise ValueError(f"this model averages {self.captions} captions per image and the {dataset.name} "
                              f"dataset has {dataset.captions_per_image}: set captions_per_embedding <= "
