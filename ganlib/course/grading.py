@@ -60,7 +60,8 @@ __all__ = [
     "ChildDied", "GradingError", "GradingTimeout", "Limits", "Submission", "SubmissionError",
     "SubmissionImportError", "add_arguments", "check_backend", "check_batch_norm", "check_close",
     "exercise_of", "find_repo_root", "find_test_file", "grade", "is_manual", "main",
-    "manual_records", "numeric_gradient", "reflection_answer", "run_from_args", "to_numpy",
+    "manual_records", "numeric_gradient", "reflection_answer", "run_from_args", "time_factor_of",
+    "to_numpy",
 ]
 
 SUBMISSION_ENV = "GANLIB_SUBMISSION"
@@ -303,6 +304,15 @@ def points_of(function):
     return 1.0
 
 
+def time_factor_of(function):
+    """How many times the per-test time a graded test may take: `@pytest.mark.time_factor(k)`
+    (tests that build a Keras block: the backend's first layers compile), 1 when absent."""
+    for mark in getattr(function, "pytestmark", []):
+        if mark.name == "time_factor":
+            return float(mark.args[0])
+    return 1.0
+
+
 def exercise_of(function):
     """The exercise number of a graded test, `@pytest.mark.exercise(n)`; None when absent."""
     for mark in getattr(function, "pytestmark", []):
@@ -413,7 +423,7 @@ def run_graded(test_files, submission, repo_root=None, timeout=DEFAULT_TIMEOUT,
                          total_timeout, limits) as exercises:
         for module, visibility in modules:
             for name, test in graded_tests(module):
-                exercises.begin_test()
+                exercises.begin_test(time_factor_of(test))
                 try:
                     test(exercises)
                     status, message = "passed", ""

@@ -294,7 +294,7 @@ class Submission:
                                         forbidden_roots=forbidden_roots)
         self._child, self._spare, self._starts = self._new_child(), None, 0
         self._budget_end = time.monotonic() + budget
-        self._test_left = per_test
+        self._test_left = self._test_allowance = per_test
         self._import_error = None
         self._loaded = False
 
@@ -323,8 +323,11 @@ class Submission:
     def started(self):
         return self._child.folder is not None or self._loaded or self._import_error is not None
 
-    def begin_test(self):
-        self._test_left = self.per_test
+    def begin_test(self, factor=1.0):
+        """Start a test's time allowance: `per_test` seconds, times `factor` (a test that
+        builds Keras layers pays the backend's first compilations)."""
+        self._test_left = self.per_test * factor
+        self._test_allowance = self._test_left
 
     def call(self, name, args, kwargs, mode):
         return self.request({"op": "call", "name": name, "args": list(args),
@@ -340,13 +343,13 @@ class Submission:
         try:
             reply = self._child.request(dict(message, timeout=limit), limit + grace)
             if isinstance(reply, dict) and reply.get("error", [None])[0] == "__timeout__":
-                raise GradingTimeout(f"{what} timed out after {self.per_test:g} s (an "
+                raise GradingTimeout(f"{what} timed out after {self._test_allowance:g} s (an "
                                      "infinite loop?)")
             return reply
         except GradingTimeout as error:
             if "timed out after" in str(error):
                 raise
-            raise GradingTimeout(f"{what} timed out after {self.per_test:g} s (an infinite "
+            raise GradingTimeout(f"{what} timed out after {self._test_allowance:g} s (an infinite "
                                  "loop?); the process running it was stopped") from None
         except ChildDied as error:
             raise ChildDied(f"the process running your code died during {what} "

@@ -33,6 +33,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): points this graded test is worth")
     config.addinivalue_line("markers", "exercise(n): the exercise a graded test checks (its number in "
                             "the notebook and the stub)")
+    config.addinivalue_line("markers", "time_factor(k): the test may take k times the per-test time "
+                            "(it builds a Keras block: the backend's first layers compile)")
 
 
 def lesson_of(test_path):

@@ -261,6 +261,7 @@ def head_case(exercises, batch, channels, cond_dim, proj_dim, seed, one_hot=Fals
 
 
 @pytest.mark.exercise(7)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(1)
 def test_discriminator_head_layers(exercises):
     _, _, layers = head_case(exercises, 2, 6, 5, 3, seed=70)
@@ -288,6 +289,7 @@ def test_discriminator_head_layers(exercises):
 
 
 @pytest.mark.exercise(7)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(2)
 def test_discriminator_head_computes_the_equations(exercises):
     out, expected, _ = head_case(exercises, 3, 4, 6, 5, seed=71)

@@ -171,6 +171,7 @@ def joint_case(exercises, batch, size, cond_dim, ngf, seed):
 
 
 @pytest.mark.exercise(4)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(1)
 def test_joint_encoder_layers(exercises):
     _, _, layers = joint_case(exercises, 2, 8, 3, 2, seed=40)
@@ -184,6 +185,7 @@ def test_joint_encoder_layers(exercises):
 
 
 @pytest.mark.exercise(4)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(2)
 def test_joint_encoder_computes_the_equations(exercises):
     out, expected, _ = joint_case(exercises, 2, 8, 5, 2, seed=41)
@@ -245,6 +247,7 @@ def _block_ref(x, convs, norms):
     return np.maximum(x + r, 0.0)
 
 @pytest.mark.exercise(5)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(2)
 def test_residual_block_computes_the_equation(exercises):
     x = f32(2, 5, 5, 4, seed=12)
@@ -255,6 +258,7 @@ def test_residual_block_computes_the_equation(exercises):
 
 
 @pytest.mark.exercise(5)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(1)
 def test_residual_block_is_residual(exercises):
     """With the last BN's scale and offset at 0 the correction vanishes: out = ReLU(h)."""

@@ -111,6 +111,7 @@ def node_case(exercises, batch, size, channels, cond_dim, num_residual, seed):
 
 
 @pytest.mark.exercise(1)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(1)
 def test_tree_node_layers(exercises):
     _, _, layers = node_case(exercises, 2, 4, 4, 3, 1, seed=60)
@@ -134,6 +135,7 @@ def test_tree_node_layers(exercises):
 
 
 @pytest.mark.exercise(1)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(2)
 def test_tree_node_computes_the_equations(exercises):
     out, expected, _ = node_case(exercises, 2, 4, 4, 3, 2, seed=61)

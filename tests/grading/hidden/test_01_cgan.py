@@ -116,6 +116,7 @@ def test_interpolate_embeddings_in_the_training_step(exercises):
 
 
 @pytest.mark.exercise(7)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(1)
 def test_discriminator_head_on_one_hot_classes(exercises):
     """The class CGAN's D: the same head with one-hot conditions, other sizes, batch 1 too."""

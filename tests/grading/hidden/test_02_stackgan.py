@@ -81,6 +81,7 @@ def test_mean_pairwise_distance_two_points(exercises):
 
 
 @pytest.mark.exercise(4)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(1)
 def test_joint_encoder_other_sizes(exercises):
     out, expected, _ = VISIBLE.joint_case(exercises, 3, 16, 4, 1, seed=240)

@@ -99,6 +99,7 @@ def test_color_consistency_in_the_training_step(exercises):
 
 
 @pytest.mark.exercise(1)
+@pytest.mark.time_factor(3)
 @pytest.mark.points(1)
 def test_tree_node_other_sizes(exercises):
     out, expected, _ = VISIBLE.node_case(exercises, 1, 2, 6, 5, 1, seed=160)
