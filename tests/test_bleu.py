@@ -7,6 +7,9 @@ import pytest
 from ganlib.metrics import corpus_bleu
 from ganlib.metrics.bleu import bleu_statistics, closest_reference_length
 
+# Backend-neutral (BLEU: numpy only): CI runs it once, on TensorFlow.
+pytestmark = pytest.mark.backend_neutral
+
 
 def test_papineni_modified_unigram_precision():
     # The BLEU paper's example of clipping: the candidate's 7 "the" count at most

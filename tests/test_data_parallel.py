@@ -33,6 +33,9 @@ import pytest
 
 from ganlib import training
 
+# Backend-neutral (each check starts its own processes with its own backend): CI runs it once, on TensorFlow.
+pytestmark = pytest.mark.backend_neutral
+
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data_parallel_worker.py")
 STEPS = 2
 

@@ -10,6 +10,9 @@ import pathlib
 
 import pytest
 
+# Backend-neutral (the package's import graph, read from the source): CI runs it once, on TensorFlow.
+pytestmark = pytest.mark.backend_neutral
+
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "ganlib"
 
 

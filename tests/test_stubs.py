@@ -6,6 +6,9 @@ import pytest
 
 from ganlib.course import stubs
 
+# Backend-neutral (the stub generator: source text only): CI runs it once, on TensorFlow.
+pytestmark = pytest.mark.backend_neutral
+
 SOLUTION = textwrap.dedent('''\
     """Exercises for lesson 99."""
     import numpy as np

@@ -10,6 +10,9 @@ from PIL import Image
 
 from ganlib.data import synthbirds as sb
 
+# Backend-neutral (the SynthBirds generator: numpy only): CI runs it once, on TensorFlow.
+pytestmark = pytest.mark.backend_neutral
+
 
 @pytest.fixture(scope="session")
 def birds_root(tmp_path_factory):

@@ -11,6 +11,9 @@ from ganlib.data import open_dataset, synthstreets
 from ganlib.data.check import check_dataset
 from ganlib.data.synthstreets import ID, LABELS, USED_IDS, parse_size, render, sample_scene
 
+# Backend-neutral (the SynthStreets generator and Cityscapes reader: numpy only): CI runs it once, on TensorFlow.
+pytestmark = pytest.mark.backend_neutral
+
 SIZE = (64, 32)
 
 

@@ -8,6 +8,9 @@ import pytest
 from ganlib.data import synthbirds
 from ganlib.text import OOV, PAD, Tokenizer
 
+# Backend-neutral (the tokenizer: numpy and TensorFlow's text ops, whatever the Keras backend): CI runs it once, on TensorFlow.
+pytestmark = pytest.mark.backend_neutral
+
 
 @pytest.fixture(scope="module")
 def tok():
