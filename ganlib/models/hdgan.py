@@ -411,7 +411,7 @@ SPEC = PaperSpec(
     config=Config,
     build=build,
     batch=lambda cfg: batch_for(cfg, cfg.image_size, pyramid=cfg.branch_sizes[:-1]),
-    metrics=("fid", "inception_score", "caption_consistency", "chance_consistency", "vs_similarity"),
+    metrics=("fid", "inception_score", "caption_consistency", "chance_consistency", "r_precision"),
     variants={
         "top-only": Variant("adversarial supervision at the largest side output only (the paper's ablation)",
                             lambda cfg: cfg.replace(adversarial_at=(cfg.image_size,))),
