@@ -15,6 +15,7 @@
     ganlib autograder NN --out autograder.zip
     ganlib stubs [--check]
     ganlib pretrain damsm --data synthbirds|cub|coco [--root DIR] --out DIR [--preset fast|paper|coco] [--epochs N] [--resume]
+    ganlib pretrain segmenter [--data synthstreets|cityscapes --root DIR] --out DIR [--epochs N]
 """
 
 import argparse
@@ -120,6 +121,12 @@ def _stubs(args):
 def _pretrain(args):
     from ganlib import pretrain
 
+    if args.network == "segmenter":
+        data = "synthstreets" if args.data == "synthbirds" else args.data
+        pretrain.train_segmenter(args.out, data=data, root=args.root, seed=args.seed,
+                                 **({"epochs": args.epochs} if args.epochs else {}))
+        return 0
+
     preset = args.preset or ("fast" if args.data == "synthbirds" else "coco" if args.data == "coco" else "paper")
     pretrain.train_damsm(args.out, data=args.data, root=args.root, preset=preset, epochs=args.epochs,
                          resume=args.resume, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
@@ -213,7 +220,8 @@ def build_parser():
 
     p = sub.add_parser("pretrain", help="pretrain an auxiliary network (damsm: AttnGAN's text and image "
                                         "encoders); writes weights, metrics.json with test R-precision")
-    p.add_argument("network", choices=["damsm"])
+    p.add_argument("network", choices=["damsm", "segmenter"], help="damsm: AttnGAN's encoders; segmenter: "
+                   "the street-scene segmentation net of pix2pixHD's evaluation (default data synthstreets)")
     p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
     p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
     p.add_argument("--out", required=True, help="run folder")

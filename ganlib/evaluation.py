@@ -9,6 +9,9 @@ images:
 
 * SynthBirds: FID and Inception-Score analogues with the shipped evaluation net, and
   caption consistency against chance (`ganlib.metrics`), where the model is conditioned;
+* label maps (SynthStreets, Cityscapes): pixel accuracy and mean IoU of a segmentation
+  net's prediction on the generated images against their input label maps, and an FID
+  analogue from its features (:func:`evaluate_label_maps`, pix2pixHD's protocol);
 * real data (CUB, Oxford-102, COCO): FID and Inception Score with Keras' InceptionV3
   (ImageNet weights, when the user has them), the real images' statistics kept in
   the run folder's `inception_statistics.npz`.
@@ -85,6 +88,26 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
     if model.condition.kind == "none":   # nothing asked for, so nothing to be consistent with
         record = {k: v for k, v in record.items() if k not in ("caption_consistency", "chance_consistency")}
     return {k: float(v) for k, v in record.items()}
+
+
+def evaluate_label_maps(images, labels, real_images, segmenter=None):
+    """Pixel accuracy, mean IoU and the FID analogue of images generated from label maps
+    (pix2pixHD's evaluation; :mod:`ganlib.metrics.segmentation`).
+
+    Args:
+        images: (N, H, W, 3) generated images in [-1, 1], image ``i`` from ``labels[i]``.
+        labels: (N, h, w) Cityscapes label ids, the input label maps.
+        real_images: the real photos ((M, H', W', 3), uint8 or [-1, 1]) for the FID analogue.
+        segmenter: a :class:`ganlib.metrics.segmentation.Segmenter` (default: the
+            shipped SynthStreets one; on Cityscapes load the user's weights with
+            ``load_segmenter(path)``).
+
+    Returns:
+        ``{"pixel_accuracy", "miou", "fid"}`` as floats (the record keys of ``metrics.json``).
+    """
+    from ganlib.metrics.segmentation import label_map_metrics
+
+    return {k: float(v) for k, v in label_map_metrics(images, labels, real_images, segmenter=segmenter).items()}
 
 
 def _inception_statistics(sample, dataset, size, seed, network, path):

@@ -29,6 +29,10 @@ the FID statistics of the real set (kept as ``.npz`` with :func:`save_statistics
 / :func:`load_statistics`), :func:`inception_metrics` the FID and Inception Score
 (10 splits) of generated images from one forward pass.
 
+Street scenes (pix2pixHD): pixel accuracy and mean IoU of a segmentation network's
+prediction on generated images against their input label maps, and an FID analogue
+from its features (:mod:`ganlib.metrics.segmentation`).
+
 All functions take and return numpy arrays / Python floats. scipy is not needed.
 """
 
@@ -39,6 +43,9 @@ from ganlib.metrics.inception import (
 )
 from ganlib.metrics.scores import (
     feature_statistics, frechet_distance, inception_score, r_precision, r_precision_folds,
+)
+from ganlib.metrics.segmentation import (
+    label_map_metrics, load_segmenter, segmentation_features, segmentation_scores,
 )
 from ganlib.metrics.synthbirds import (
     ASSETS, EVALUATOR_WEIGHTS, Evaluator, build_evaluator_network, caption_consistency,
@@ -51,4 +58,5 @@ __all__ = [
     "default_inception", "evaluate_images", "feature_statistics", "frechet_distance",
     "inception_metrics", "inception_score", "inception_statistics", "load_statistics",
     "r_precision", "r_precision_folds", "real_statistics", "save_statistics",
+    "label_map_metrics", "load_segmenter", "segmentation_features", "segmentation_scores",
 ]
