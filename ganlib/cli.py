@@ -18,6 +18,7 @@
     ganlib stubs [--check]
     ganlib pretrain damsm --data synthbirds|cub|coco [--root DIR] --out DIR [--preset fast|paper|coco] [--epochs N] [--resume]
     ganlib pretrain stream --data synthbirds|cub|coco [--root DIR] --out DIR [--preset fast|paper] [--epochs N] [--resume]
+    ganlib pretrain segmenter [--data synthstreets|cityscapes --root DIR] --out DIR [--epochs N]
 """
 
 import argparse
@@ -134,6 +135,12 @@ def _pretrain(args):
                               epochs=args.epochs, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
                               seed=args.seed, backbone_weights=args.backbone_weights)
         return 0
+    if args.network == "segmenter":
+        data = "synthstreets" if args.data == "synthbirds" else args.data
+        pretrain.train_segmenter(args.out, data=data, root=args.root, seed=args.seed,
+                                 **({"epochs": args.epochs} if args.epochs else {}))
+        return 0
+
     preset = args.preset or ("fast" if args.data == "synthbirds" else "coco" if args.data == "coco" else "paper")
     pretrain.train_damsm(args.out, data=args.data, root=args.root, preset=preset, epochs=args.epochs,
                          resume=args.resume, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
@@ -236,9 +243,11 @@ def build_parser():
         "autograder", help="write a lesson's Gradescope autograder zip (hidden tests, offline)"))
 
     p = sub.add_parser("pretrain", help="pretrain an auxiliary network (damsm: AttnGAN's text and image "
-                                        "encoders; stream: MirrorGAN's captioner); writes weights, metrics.json with "
-                                        "test R-precision (damsm) or BLEU-1..4 (stream)")
-    p.add_argument("network", choices=["damsm", "stream"])
+                                        "encoders; stream: MirrorGAN's captioner; segmenter: the street-scene segmentation "
+                                        "net of pix2pixHD's evaluation); writes weights, metrics.json with test R-precision "
+                                        "(damsm), BLEU-1..4 (stream) or pixel accuracy and mIoU (segmenter)")
+    p.add_argument("network", choices=["damsm", "stream", "segmenter"],
+                   help="segmenter: default data synthstreets")
     p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
     p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
     p.add_argument("--out", required=True, help="run folder")

@@ -179,12 +179,7 @@ class StreetsDataset:
                 raise ValueError(f"{path} is {array.shape[1]}x{array.shape[0]} but its image {image_path} "
                                  f"is {image.width}x{image.height} (expected the same size)")
         check_maps(label, instance, label_path, instance_path)
-        if size is not None and tuple(size) != label.shape:
-            h, w = size
-            image = image.resize((w, h), Image.BICUBIC)
-            label = np.asarray(Image.fromarray(label.astype(np.uint8)).resize((w, h), Image.NEAREST))
-            instance = np.asarray(Image.fromarray(instance).resize((w, h), Image.NEAREST))
-        return (np.asarray(image, dtype=np.uint8), label.astype(np.uint8), instance.astype(np.int32))
+        return resize_frame(np.asarray(image, dtype=np.uint8), label, instance, size)
 
     def __getitem__(self, i: int) -> dict:
         """Frame ``i``: ``{"image", "label", "instance", "filename"}``."""
@@ -289,6 +284,17 @@ class StreetsDataset:
         if not repeat:
             ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
         return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def resize_frame(image, label, instance, size=None):
+    """A frame resized to ``size = (H, W)`` (photo bicubic, as pix2pixHD; maps nearest):
+    ``(uint8 (H, W, 3), uint8 (H, W), int32 (H, W))``."""
+    if size is not None and tuple(size) != label.shape:
+        h, w = size
+        image = np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
+        label = np.asarray(Image.fromarray(label.astype(np.uint8)).resize((w, h), Image.NEAREST))
+        instance = np.asarray(Image.fromarray(instance.astype(np.int32)).resize((w, h), Image.NEAREST))
+    return image.astype(np.uint8), label.astype(np.uint8), instance.astype(np.int32)
 
 
 def _check_hw(size, what: str) -> tuple[int, int]:

@@ -33,6 +33,10 @@ the FID statistics of the real set (kept as ``.npz`` with :func:`save_statistics
 * **BLEU-1..4** (Papineni et al., 2002), corpus level (:func:`corpus_bleu`): of the
   captions MirrorGAN's captioner writes, against the real captions.
 
+Street scenes (pix2pixHD): pixel accuracy and mean IoU of a segmentation network's
+prediction on generated images against their input label maps, and an FID analogue
+from its features (:mod:`ganlib.metrics.segmentation`).
+
 All functions take and return numpy arrays / Python floats. scipy is not needed.
 """
 
@@ -47,6 +51,9 @@ from ganlib.metrics.ms_ssim import ms_ssim
 from ganlib.metrics.scores import (
     feature_statistics, frechet_distance, inception_score, r_precision, r_precision_folds,
 )
+from ganlib.metrics.segmentation import (
+    label_map_metrics, load_segmenter, segmentation_features, segmentation_scores,
+)
 from ganlib.metrics.synthbirds import (
     ASSETS, EVALUATOR_WEIGHTS, Evaluator, build_evaluator_network, caption_consistency,
     default_evaluator, evaluate_images, real_statistics,
@@ -59,4 +66,5 @@ __all__ = [
     "default_inception", "evaluate_images", "feature_statistics", "frechet_distance",
     "inception_metrics", "inception_score", "inception_statistics", "load_statistics", "ms_ssim",
     "r_precision", "r_precision_folds", "real_statistics", "save_statistics",
+    "label_map_metrics", "load_segmenter", "segmentation_features", "segmentation_scores",
 ]

@@ -8,11 +8,12 @@ import numpy as np
 # --------------------------------------------------------------------------- #
 # Image input checks
 # --------------------------------------------------------------------------- #
-def as_model_images(images, name="images", allow_uint8=True):
-    """Check (N, S, S, 3) images and return float32 in [-1, 1]."""
+def as_model_images(images, name="images", allow_uint8=True, square=True):
+    """Check (N, S, S, 3) images (``square=False``: (N, H, W, 3)) and return float32 in [-1, 1]."""
     x = np.asarray(images)
-    if x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] != x.shape[2] or x.shape[0] < 1:
-        raise ValueError(f"`{name}` must have shape (N, S, S, 3) (square, channels-last RGB), got {x.shape}")
+    if x.ndim != 4 or x.shape[-1] != 3 or (square and x.shape[1] != x.shape[2]) or x.shape[0] < 1:
+        shape = "(N, S, S, 3) (square, channels-last RGB)" if square else "(N, H, W, 3) (channels-last RGB)"
+        raise ValueError(f"`{name}` must have shape {shape}, got {x.shape}")
     if x.dtype == np.uint8:
         if not allow_uint8:
             raise ValueError(f"`{name}` must be floats in [-1, 1], got uint8")

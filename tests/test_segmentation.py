@@ -1,0 +1,73 @@
+"""Segmentation scores (pix2pixHD's evaluation): known answers and the shipped network."""
+
+import numpy as np
+import pytest
+
+from ganlib.metrics import segmentation as seg
+
+
+def test_perfect_prediction_scores_one():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 19, (3, 8, 8))
+    s = seg.scores_from_confusion(seg.confusion_matrix(target, target))
+    assert s["pixel_accuracy"] == 1.0 and s["miou"] == 1.0
+
+
+def test_hand_made_confusion():
+    # 10 pixels: 6 road (train id 0), 4 car (13); 2 road pixels predicted car, 1 car predicted road,
+    # and 2 void pixels (255) that are not evaluated whatever the prediction.
+    target = np.array([0, 0, 0, 0, 0, 0, 13, 13, 13, 13, 255, 255])
+    pred = np.array([0, 0, 0, 0, 13, 13, 13, 13, 13, 0, 5, 0])
+    cm = seg.confusion_matrix(pred, target)
+    assert cm.sum() == 10 and cm[0, 0] == 4 and cm[0, 13] == 2 and cm[13, 13] == 3 and cm[13, 0] == 1
+    s = seg.scores_from_confusion(cm)
+    assert s["pixel_accuracy"] == pytest.approx(7 / 10)
+    # IoU road = 4 / (4 + 1 + 2), car = 3 / (3 + 2 + 1); other classes absent: left out
+    assert s["miou"] == pytest.approx((4 / 7 + 3 / 6) / 2)
+    assert np.isnan(s["iou"][5])
+
+
+def test_label_ids_to_train_ids():
+    assert seg.train_ids(np.array([7, 8, 11, 23, 24, 26, 0, 1, 9])).tolist() == [0, 1, 2, 10, 11, 13, 255, 255, 255]
+    with pytest.raises(ValueError, match="label ids 0..33"):
+        seg.train_ids(np.array([40]))
+
+
+def test_scores_through_a_network():
+    """segmentation_scores = the confusion-matrix scores of the network's argmax, resized to the labels."""
+    class Fixed(seg.Segmenter):
+        def __init__(self, ids):
+            self.ids = ids
+
+        def predict(self, images, batch_size=64, output_size=None):
+            return {"train_ids": self.ids, "features": np.zeros((len(images), 4), np.float32)}
+
+    labels = np.full((2, 4, 6), 7, np.uint8)             # road everywhere
+    labels[:, :, 3:] = 26                                # car on the right half
+    ids = np.zeros((2, 4, 6), np.int32)
+    ids[0, :, 3:] = 13                                   # image 0 right, image 1 all road
+    out = seg.segmentation_scores(np.zeros((2, 4, 6, 3), np.float32), labels, segmenter=Fixed(ids))
+    assert out["pixel_accuracy"] == pytest.approx(36 / 48)
+    assert out["miou"] == pytest.approx((24 / 36 + 12 / 24) / 2)
+
+
+def test_label_map_metrics():
+    """label_map_metrics: the scores above, and an FID analogue of 0 for features equal to the real ones."""
+    feats = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)
+
+    class Fixed(seg.Segmenter):
+        def __init__(self):
+            pass
+
+        def predict(self, images, batch_size=64, output_size=None):
+            return {"train_ids": np.zeros((len(images), *output_size), np.int32), "features": feats}
+
+    labels = np.full((40, 4, 6), 7, np.uint8)
+    labels[:, 0] = 23                                    # top row sky, predicted road
+    out = seg.label_map_metrics(np.zeros((40, 4, 6, 3), np.float32), labels, np.zeros((40, 8, 8, 3), np.uint8),
+                                segmenter=Fixed())
+    assert out["pixel_accuracy"] == pytest.approx(18 / 24)
+    assert out["miou"] == pytest.approx((18 / 24 + 0.0) / 2)
+    assert out["fid"] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="one per image"):
+        seg.label_map_metrics(np.zeros((2, 4, 6, 3), np.float32), labels, labels, segmenter=Fixed())
