@@ -34,11 +34,12 @@ weights everywhere. Widths are reduced (a few MB) for a 2-core CPU, the input
 is 64 x 128 (H x W), and the ASPP dilation rates are 2 and 4 instead of 6, 12,
 18 (its feature map is only 4 x 8).
 
-The shipped weights (``ganlib/assets/segmenter.weights.h5``) were trained on
-real SynthStreets images by :func:`ganlib.pretrain.train_segmenter`
-(``ganlib pretrain segmenter``); their scores on real test images (the
-ceiling for generated ones) are in ``ganlib/assets/pretrained.json``
-(``"segmenter"``). The pooled decoder and ASPP features
+Weights are trained on real SynthStreets images by
+:func:`ganlib.pretrain.train_segmenter` (``ganlib pretrain segmenter``), which
+records their scores on real test images (the ceiling for generated ones) in
+``pretrained.json`` (``"segmenter"``). The default path of
+:func:`load_segmenter` is ``ganlib/assets/segmenter.weights.h5``; those
+weights are not shipped yet (pass ``path``, or train them first). The pooled decoder and ASPP features
 (:func:`segmentation_features`, 128-d) give an FID analogue.
 """
 
