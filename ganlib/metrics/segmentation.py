@@ -131,7 +131,7 @@ def build_segmenter(input_size=INPUT_SIZE, num_classes=NUM_CLASSES, widths=(32, 
     def conv_bn(x, filters, kernel=3, stride=1, dilation=1, relu=True, name=""):
         x = layers.Conv2D(filters, kernel, strides=stride, padding="same", dilation_rate=dilation,
                           use_bias=False, name=f"{name}_conv")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
         return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
     def basic_block(x, filters, stride, name):
