@@ -5,7 +5,8 @@ Fill in every function below. Compute with `keras.ops` only (not numpy, `tf.`,
 backends and can drive the notebook's training: your `word_attention` is the
 attention of every stage of the notebook's generator, and your `damsm_loss` (which
 calls your `word_region_attention` and `matching_score`: write them in order) is its
-DAMSM term.
+DAMSM term. Exercises 1-4 are numbered as in the notebook. Exercise 5 is a question, not
+code: answer it in `REFLECTION` at the end of this file.
 
 Papers:
     [AttnGAN] Xu et al. 2018, "AttnGAN: Fine-Grained Text to Image Generation with
@@ -22,7 +23,7 @@ from keras import ops
 
 
 def word_attention(query, words, mask):
-    r"""The word context of every image sub-region ([AttnGAN], section "Attentional Generative Network").
+    r"""Exercise 4. The word context of every image sub-region ([AttnGAN], section "Attentional Generative Network").
 
     Each sub-region $j$ (one pixel of the hidden state, a vector $q_j$) scores every
     word $i$ (a vector $e_i$, already projected by $U$ into the same space) by a dot
@@ -57,7 +58,7 @@ def word_attention(query, words, mask):
 
 
 def word_region_attention(words, regions, word_mask, gamma1=4.0):
-    r"""DAMSM's attention of each word over the image regions: the two softmaxes ([AttnGAN], Eq. 7-9).
+    r"""Exercise 1. DAMSM's attention of each word over the image regions: the two softmaxes ([AttnGAN], Eq. 7-9).
 
     With $s = e^\top v$ (word $i$, region $j$, Eq. 7), the scores are first
     normalised **over the words** (for each region, Eq. 8), then sharpened by
@@ -92,7 +93,7 @@ def word_region_attention(words, regions, word_mask, gamma1=4.0):
 
 
 def matching_score(words, context, word_mask, gamma2=5.0):
-    r"""The word-level image-text matching score $R(Q, D)$ ([AttnGAN], Eq. 10, as the code has it).
+    r"""Exercise 2. The word-level image-text matching score $R(Q, D)$ ([AttnGAN], Eq. 10, as the code has it).
 
     Each real word $e_i$ is compared by cosine with its region context $c_i$
     ($c_i = \sum_j \alpha_{i,j} v_j$), and the words are pooled by a log-sum-exp:
@@ -124,7 +125,7 @@ def matching_score(words, context, word_mask, gamma2=5.0):
 
 def damsm_loss(regions, image_code, words, sentence, lengths, gamma1=4.0, gamma2=5.0, gamma3=10.0,
                class_ids=None):
-    r"""The DAMSM loss ([AttnGAN], section "DAMSM loss", after Eq. 10, as the reference code computes it).
+    r"""Exercise 3. The DAMSM loss ([AttnGAN], section "DAMSM loss", after Eq. 10, as the reference code computes it).
 
     For every image $Q_a$ and caption $D_b$ of the batch, the word-level score
     $R(Q_a, D_b)$: your `word_region_attention` of caption b's words over image a's
@@ -181,3 +182,17 @@ def damsm_loss(regions, image_code, words, sentence, lengths, gamma1=4.0, gamma2
 
     return both_directions(word_scores), both_directions(sentence_scores)
     # END SOLUTION
+
+
+# Exercise 5 (reflection; 3 points, graded by the instructor: `ganlib grade` gives it no score).
+# The notebook's section "Evaluate: what does the DAMSM term buy?" trained AttnGAN twice from the
+# same seed and for the same steps, with the DAMSM weight lambda = 5 and lambda = 0, and printed the
+# R-precision, caption consistency and FID analogue of each (the README's lesson-04 row has the
+# figures of the full fast() preset when they are measured). In 4 to 8 sentences: what does the
+# lambda term ask of the generator that the discriminators' conditional losses do not, and why can
+# it raise R-precision without raising caption consistency (or the other way round)? R-precision
+# is measured with the same DAMSM that gives the loss: what does that mean for the comparison, and
+# what independent measurement would you add to decide whether lambda = 5 really helps?
+REFLECTION = """
+(Write your answer here.)
+"""

@@ -1,4 +1,5 @@
-"""Graded tests of lesson 04 (AttnGAN, DAMSM): 14 points.
+"""Graded tests of lesson 04 (AttnGAN, DAMSM): 14 points, and Exercise 5 (3 points) graded by
+the instructor.
 
 Every test compares the exercise's values with an independent numpy reference
 written here, in float64 (the DAMSM loss follows the reference code's per-caption
@@ -15,6 +16,16 @@ import pytest
 from ganlib.course.grading import check_close, to_numpy
 
 ALLOWED_GANLIB = {}
+
+# Exercise 5, a question the instructor grades: `ganlib grade` lists it with its points and
+# the student's answer (REFLECTION in exercises.py, read, never run), and gives it no score.
+MANUALLY_GRADED = [{
+    "exercise": 5, "name": "reflection_damsm_weight", "points": 3, "answer": "REFLECTION",
+    "placeholder": "(Write your answer here.)",
+    "question": "What does the lambda term ask of the generator that the conditional D losses do not, why can "
+                "it move R-precision and caption consistency differently, what does measuring R-precision with "
+                "the loss's own DAMSM mean, and what independent measurement would you add?",
+}]
 
 
 # ---------------------------------------------------------------------------
@@ -92,6 +103,7 @@ def check_float32(value, name):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(4)
 def test_word_attention_values(exercises):
     rng = np.random.default_rng(1)
     query, words = rng.normal(size=(2, 9, 4)).astype(np.float32), rng.normal(size=(2, 5, 4)).astype(np.float32)
@@ -105,6 +117,7 @@ def test_word_attention_values(exercises):
 
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(4)
 def test_word_attention_ignores_padding(exercises):
     rng = np.random.default_rng(2)
     query = rng.normal(size=(1, 4, 3)).astype(np.float32)
@@ -125,6 +138,7 @@ def test_word_attention_ignores_padding(exercises):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.points(3)
+@pytest.mark.exercise(1)
 def test_word_region_attention_two_softmaxes(exercises):
     regions, _, words, _, lengths, mask = data(seed=3)
     alpha = to_numpy(exercises.word_region_attention(words, regions, mask, 4.0))
@@ -141,6 +155,7 @@ def test_word_region_attention_two_softmaxes(exercises):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.points(3)
+@pytest.mark.exercise(2)
 def test_matching_score(exercises):
     rng = np.random.default_rng(4)
     words, context = rng.normal(size=(3, 5, 6)).astype(np.float32), rng.normal(size=(3, 5, 6)).astype(np.float32)
@@ -161,6 +176,7 @@ def test_matching_score(exercises):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(3)
 def test_damsm_loss_word_and_sentence(exercises):
     regions, code, words, sentence, lengths, _ = data(seed=5)
     w, s = exercises.damsm_loss(regions, code, words, sentence, lengths)
@@ -172,6 +188,7 @@ def test_damsm_loss_word_and_sentence(exercises):
 
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(3)
 def test_damsm_loss_same_class_items_are_not_negatives(exercises):
     regions, code, words, sentence, lengths, _ = data(b=5, seed=6)
     classes = np.array([3, 1, 3, 2, 1], np.int32)

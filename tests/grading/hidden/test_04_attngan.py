@@ -10,6 +10,21 @@ from ganlib.course.grading import check_backend, check_close
 
 ALLOWED_GANLIB = {}
 
+# For the instructor: what a full answer to Exercise 5 (3 points) says.
+RUBRIC = """
+1 point: the conditional D losses judge the whole image against the sentence, through a D that
+  learns as it goes; lambda * L_DAMSM asks every real word to find matching regions of the final
+  image under a fixed, pretrained encoder pair, a word-level and stable signal.
+1 point: R-precision ranks the true caption against 99 others by DAMSM's own similarity, while caption
+  consistency asks the evaluation net whether each named colour is visible; a generator can satisfy
+  DAMSM's features without drawing every colour the evaluator checks (or draw colours DAMSM weighs
+  little), so the two can move apart, and the notebook's numbers show by how much.
+1 point: with lambda > 0 the generator is trained on the very metric that scores it (it can learn
+  DAMSM's blind spots), so R-precision favours lambda = 5; an independent check is needed: caption
+  consistency with the separate evaluation net, R-precision with a second DAMSM trained from another
+  seed, or the FID analogue, at the same steps and seed.
+"""
+
 
 def softmax(x, axis):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
@@ -29,6 +44,7 @@ def score_ref(words, context, mask, gamma2=5.0):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(1)
 def test_word_region_attention_in_the_training_step(exercises):
     rng = np.random.default_rng(401)
     words, regions = rng.normal(size=(2, 3, 4)).astype(np.float32), rng.normal(size=(2, 5, 4)).astype(np.float32)
@@ -39,6 +55,7 @@ def test_word_region_attention_in_the_training_step(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(2)
 def test_matching_score_in_the_training_step(exercises):
     rng = np.random.default_rng(402)
     words, context = rng.normal(size=(2, 4, 3)).astype(np.float32), rng.normal(size=(2, 4, 3)).astype(np.float32)
@@ -48,6 +65,7 @@ def test_matching_score_in_the_training_step(exercises):
 
 
 @pytest.mark.points(1)
+@pytest.mark.exercise(4)
 def test_word_attention_with_one_real_word(exercises):
     rng = np.random.default_rng(403)
     query, words = rng.normal(size=(1, 3, 2)).astype(np.float32), rng.normal(size=(1, 4, 2)).astype(np.float32)
@@ -57,6 +75,7 @@ def test_word_attention_with_one_real_word(exercises):
 
 
 @pytest.mark.points(2)
+@pytest.mark.exercise(3)
 def test_damsm_loss_of_perfectly_matched_codes(exercises):
     """Sentence codes equal to the image codes, far apart: the sentence loss is ~0."""
     b, d = 4, 4
