@@ -122,7 +122,8 @@ class _Replay:
 def test_shipped_damsm_r_precision_of_real_and_mismatched_images(birds_test):
     """The shipped DAMSM ranks real test images' captions far above chance; evaluation's
     `r_precision` of a 'generator' that returns the real images is the same number, and one
-    that returns them shuffled scores about chance (1 / 100)."""
+    that returns them shuffled scores about chance (1 / 100). Measured (TensorFlow, the 5-epoch
+    shipped DAMSM): 0.060 +- 0.036, shuffled 0.006."""
     model, tokenizer = damsm.load_pretrained()
     assert model.config.image_size == 64 and tokenizer.vocabulary == Tokenizer.default().vocabulary
     sample = evaluation.real_sample(birds_test, 500, 64, seed=0)
