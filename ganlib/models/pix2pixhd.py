@@ -788,7 +788,7 @@ SPEC = PaperSpec(
     batch=lambda cfg: BatchSpec(image_size=tuple(cfg.image_size), wrong=None, text=None, label_maps=True),
     conditions=("label_map",),
     metrics=("pixel_accuracy", "miou", "fid"),
-    stages=lambda cfg: cfg.stage_plan() if cfg.netG == "local" else None,
+    stages=lambda cfg: cfg.stage_plan(),   # [("", cfg)] for a single-stage G (global, unet)
     variants={
         "pix2pix": Variant("the pix2pix baseline: U-Net G, single-scale D, no feature matching / VGG / "
                            "instance map, GAN + 100 L1", _pix2pix),
