@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from ganlib import bench, cli, flops
+from ganlib import bench, cli, flops, models
 from ganlib.layers import ConditioningAugmentation, UpConv
 from ganlib.models import MODELS
 
@@ -85,7 +85,9 @@ def test_synthetic_batches_hold_what_the_pipeline_gives(name):
     assert batch["image"].shape == (3, cfg.image_size, cfg.image_size, 3) and batch["image"].dtype == np.float32
     assert -1 <= batch["image"].min() and batch["image"].max() <= 1
     assert batch["class_id"].dtype == np.int32 and batch["class_id"].min() >= 0
-    for key in ("tokens", "wrong_tokens"):
+    wrong = models.get(name).batch(cfg).wrong     # AttnGAN: wrong pairs shifted within the batch
+    assert ("wrong_tokens" in batch) == (wrong == "caption")
+    for key in ("tokens", "wrong_tokens")[:2 if wrong == "caption" else 1]:
         assert batch[key].shape == (3, cfg.max_words) and batch[key].dtype == np.int32
         assert 2 <= batch[key].min() and batch[key].max() < model.tokenizer.vocabulary_size
 
