@@ -71,3 +71,21 @@ def test_label_map_metrics():
     assert out["fid"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="one per image"):
         seg.label_map_metrics(np.zeros((2, 4, 6, 3), np.float32), labels, labels, segmenter=Fixed())
+
+
+def test_shipped_segmenter_reads_real_scenes():
+    """The shipped net reads real test scenes far better than blank images or an untrained net
+    (its full-test-set figures, the ceiling for generated images, are in pretrained.json)."""
+    from ganlib.pretrain import street_set
+
+    test = street_set("synthstreets", None, "test", 12)
+    segmenter = seg.load_segmenter()
+    images = test["images"].astype(np.float32) / 127.5 - 1.0
+    real = seg.segmentation_scores(images, test["labels"], segmenter=segmenter)
+    blank = seg.segmentation_scores(np.zeros_like(images), test["labels"], segmenter=segmenter)
+    untrained = seg.segmentation_scores(images, test["labels"], segmenter=seg.Segmenter())
+    assert real["pixel_accuracy"] > 0.85 and real["miou"] > 0.5
+    assert real["miou"] > 2 * max(blank["miou"], untrained["miou"])
+    assert real["pixel_accuracy"] > blank["pixel_accuracy"] + 0.3
+    feats = seg.segmentation_features(images[:4], segmenter=segmenter)
+    assert feats.shape == (4, 128) and np.isfinite(feats).all()
