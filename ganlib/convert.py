@@ -335,15 +335,16 @@ def attngan_discriminator_entries(discriminator):
                                                                                   layers["uncond_conv"])
 
 
+# nn.LSTM's keys (one layer; gates i, f, g, o as ganlib's LSTMCell) -> the cell's weights
+_LSTM_FIELDS = (("weight_ih_l0", "kernel", "dense"), ("weight_hh_l0", "recurrent_kernel", "dense"),
+                ("bias_ih_l0", "input_bias", "vector"), ("bias_hh_l0", "recurrent_bias", "vector"))
+
+
 def damsm_text_encoder_entries(text_encoder):
     """RNN_ENCODER's entries (embedding, both LSTM directions; PyTorch's gate order is ganlib's)."""
     entries = [("encoder.weight", text_encoder.embedding.embeddings, "embedding", None)]
     for suffix, layer in (("", text_encoder.rnn.forward_layer), ("_reverse", text_encoder.rnn.backward_layer)):
-        cell = layer.cell
-        entries += [(f"rnn.weight_ih_l0{suffix}", cell.kernel, "dense", None),
-                    (f"rnn.weight_hh_l0{suffix}", cell.recurrent_kernel, "dense", None),
-                    (f"rnn.bias_ih_l0{suffix}", cell.input_bias, "vector", None),
-                    (f"rnn.bias_hh_l0{suffix}", cell.recurrent_bias, "vector", None)]
+        entries += [(f"rnn.{ref}{suffix}", getattr(layer.cell, ours), kind, None) for ref, ours, kind in _LSTM_FIELDS]
     return entries
 
 
@@ -426,8 +427,6 @@ def load_attngan(target, generator_state=None, discriminator_states=None):
 
 
 # --------------------------------------------------------------------------- MirrorGAN's STREAM
-_LSTM_FIELDS = (("weight_ih_l0", "kernel", "dense"), ("weight_hh_l0", "recurrent_kernel", "dense"),
-                ("bias_ih_l0", "input_bias", "vector"), ("bias_hh_l0", "recurrent_bias", "vector"))
 
 
 def stream_decoder_entries(decoder):
