@@ -6,8 +6,12 @@ computation dtype differs. Measured on CPU (2 shared cores), 3 steps at batch 16
 configs), the largest relative difference of a logged d_loss / g_loss (printed with -s) was
 0.78% (TensorFlow), 0.94% (JAX), 0.52% (PyTorch), each from StackGAN Stage-II; bfloat16
 keeps 8 significant bits (~0.4% per rounding). At batch 8 they grow (up to 1.8%, PyTorch):
-BatchNorm over fewer images amplifies the rounding. RTOL = 3% leaves room for other
-machines while a NaN/overflow or a dtype bug (a loss off by a factor) fails.
+BatchNorm over fewer images amplifies the rounding. On a CPU with native bfloat16
+(AVX512_BF16), TensorFlow's oneDNN kernels differ more: AttnGAN's g_loss by 6.7% (3.217 vs
+3.450 at the first step; 0.2% with TF_ENABLE_ONEDNN_OPTS=0 on the same machine), since Adam's
+first update moves every weight by about the learning rate whatever the gradient's size, so a
+gradient near zero that changes sign under rounding moves its weight the other way. RTOL = 10%
+leaves room for such machines while a NaN/overflow or a dtype bug (a loss off by a factor) fails.
 """
 
 import keras
@@ -18,7 +22,7 @@ import tensorflow as tf
 from ganlib import bench
 from ganlib.models import MODELS
 
-RTOL = 0.03
+RTOL = 0.10
 STEPS = 3
 
 # Small configs of every model (the shapes tests/test_<model>.py use, at batch 16).

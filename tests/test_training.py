@@ -291,6 +291,7 @@ def _losses_on(backend):
     return json.loads(lines[-1][len("LOSSES "):])
 
 
+@pytest.mark.backend_neutral   # it runs all three backends itself, in subprocesses
 def test_same_weights_and_inputs_give_the_same_losses_on_all_backends():
     """Two steps from the same weights on the same batch: equal losses on TF, JAX, torch."""
     results = {b: _losses_on(b) for b in ("tensorflow", "jax", "torch")}

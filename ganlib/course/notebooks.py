@@ -27,11 +27,31 @@ def execute(path, timeout=900, output=None):
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     client.execute()
     seconds = time.time() - start
+    for cell_seconds, first_line in slowest_cells(notebook):
+        print(f"  {cell_seconds:6.1f} s  {first_line}")
     if output:
         out = pathlib.Path(output) / path.name
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, out)
     return seconds
+
+
+def slowest_cells(notebook, n=5):
+    """The `n` slowest code cells of an executed notebook: (seconds, first line of the source)."""
+    from datetime import datetime
+
+    def seconds(cell):
+        timing = cell.get("metadata", {}).get("execution", {})
+        try:
+            start, end = timing["iopub.execute_input"], timing["shell.execute_reply"]
+        except KeyError:
+            return 0.0
+        parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        return (parse(end) - parse(start)).total_seconds()
+
+    cells = [(seconds(c), c.source.strip().splitlines()[0][:80] if c.source.strip() else "")
+             for c in notebook.cells if c.cell_type == "code"]
+    return sorted(cells, reverse=True)[:n]
 
 
 def main(argv=None):
