@@ -372,6 +372,8 @@ class LabelMapConditioning:
     def encode(self, model, conditions):
         """`{"label", "instance"}` int arrays (B, H, W) at the model's size (nearest-neighbour
         resize): from such a dict or a list of dataset items; bad maps raise ValueError."""
+        from ganlib.data.cityscapes import resize_map
+
         if isinstance(conditions, dict):
             label, instance = conditions.get("label"), conditions.get("instance")
         else:
@@ -379,8 +381,8 @@ class LabelMapConditioning:
             if not all(isinstance(c, dict) for c in items):
                 raise ValueError("conditions: expected a dict with 'label' and 'instance' arrays (B, H, W) or a "
                                  "list of dataset items (dicts with 'label' and 'instance').")
-            label = np.stack([_resize_map(c["label"], self.image_size) for c in items])
-            instance = np.stack([_resize_map(c["instance"], self.image_size) for c in items])
+            label = np.stack([resize_map(c["label"], self.image_size) for c in items])
+            instance = np.stack([resize_map(c["instance"], self.image_size) for c in items])
         if label is None or instance is None:
             raise ValueError("conditions: both 'label' and 'instance' maps are needed (instance: the label map "
                              "itself where there are no instances).")
@@ -394,8 +396,8 @@ class LabelMapConditioning:
             raise ValueError(f"conditions['label']: ids must be in [0, {self.label_nc}), got "
                              f"[{label.min()}, {label.max()}].")
         if label.shape[1:] != self.image_size:
-            label = np.stack([_resize_map(m, self.image_size) for m in label])
-            instance = np.stack([_resize_map(m, self.image_size) for m in instance])
+            label = np.stack([resize_map(m, self.image_size) for m in label])
+            instance = np.stack([resize_map(m, self.image_size) for m in instance])
         return {"label": label.astype("int32"), "instance": instance.astype("int32")}
 
     def count(self, conditions):
@@ -409,16 +411,6 @@ class LabelMapConditioning:
         test = datasets["test"]
         items = [test[int(i)] for i in np.linspace(0, len(test) - 1, n).astype(int)]
         return items, [str(item.get("filename", "")) for item in items]
-
-
-def _resize_map(m, size):
-    """Nearest-neighbour resize of an integer map (H, W) to `size` (H, W)."""
-    m = np.asarray(m)
-    if m.shape == tuple(size):
-        return m
-    rows = (np.arange(size[0]) * m.shape[0] // size[0])
-    cols = (np.arange(size[1]) * m.shape[1] // size[1])
-    return m[rows][:, cols]
 
 
 def from_config(config):

@@ -104,21 +104,15 @@ def label_map_sample(dataset, n, size, seed=0):
     key = ("label_maps", id(dataset), n, tuple(size), seed)
     if key in _SAMPLES:
         return _SAMPLES[key]
-    from PIL import Image
-
-    from ganlib.conditioning import _resize_map
+    from ganlib.data.cityscapes import resize_frame
 
     rng = np.random.default_rng(seed)
     index = np.sort(rng.choice(len(dataset), min(n, len(dataset)), replace=False))
     sample = {"images": [], "label": [], "instance": []}
     for i in index:
         item = dataset[int(i)]
-        image = item["image"]
-        if image.shape[:2] != tuple(size):
-            image = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BICUBIC))
-        sample["images"].append(image)
-        sample["label"].append(_resize_map(item["label"], size))
-        sample["instance"].append(_resize_map(item["instance"], size))
+        for key, value in zip(sample, resize_frame(item["image"], item["label"], item["instance"], size)):
+            sample[key].append(value)
     sample = {k: np.stack(v) for k, v in sample.items()}
     _SAMPLES[key] = sample
     return sample

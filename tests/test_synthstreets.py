@@ -178,3 +178,21 @@ def test_cli_generates(tmp_path, capsys):
     assert "SynthStreets written" in capsys.readouterr().out
     assert len(list((tmp_path / "s").rglob("*.png"))) == 6
     assert main(["data", "synthstreets", "--out", str(tmp_path / "t"), "--size", "8000"]) == 2
+
+
+@pytest.mark.parametrize("shape,size", [((128, 256), (64, 128)), ((100, 77), (33, 50)), ((32, 64), (128, 256)),
+                                        ((37, 91), (64, 13))])
+def test_maps_resize_as_pil_nearest_for_any_id_width(shape, size):
+    """One nearest-neighbour rule for training frames, evaluation samples and user label maps:
+    PIL's (the pixel under each output pixel's centre), also for instance ids beyond uint8."""
+    from ganlib.data.cityscapes import resize_frame, resize_map
+
+    rng = np.random.default_rng(0)
+    instance = rng.integers(0, 34000, shape).astype(np.int32)
+    label = (instance % 34).astype(np.uint8)
+    image = rng.integers(0, 256, shape + (3,)).astype(np.uint8)
+    pil = lambda m: np.asarray(Image.fromarray(m).resize(size[::-1], Image.NEAREST))
+    np.testing.assert_array_equal(resize_map(instance, size), pil(instance))
+    _, small_label, small_instance = resize_frame(image, label, instance, size)
+    np.testing.assert_array_equal(small_label, pil(label))
+    np.testing.assert_array_equal(small_instance, pil(instance))

@@ -287,14 +287,25 @@ class StreetsDataset:
 
 
 def resize_frame(image, label, instance, size=None):
-    """A frame resized to ``size = (H, W)`` (photo bicubic, as pix2pixHD; maps nearest):
+    """A frame resized to ``size = (H, W)`` (photo bicubic, as pix2pixHD; maps by `resize_map`):
     ``(uint8 (H, W, 3), uint8 (H, W), int32 (H, W))``."""
     if size is not None and tuple(size) != label.shape:
         h, w = size
         image = np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
-        label = np.asarray(Image.fromarray(label.astype(np.uint8)).resize((w, h), Image.NEAREST))
-        instance = np.asarray(Image.fromarray(instance.astype(np.int32)).resize((w, h), Image.NEAREST))
+        label, instance = resize_map(label, size), resize_map(instance, size)
     return image.astype(np.uint8), label.astype(np.uint8), instance.astype(np.int32)
+
+
+def resize_map(m, size):
+    """Nearest-neighbour resize of an integer map (H, W) to ``size`` (H, W): output pixel i takes
+    input pixel floor((i + 1/2) * H_in / H_out), the pixel under its centre (PIL's NEAREST rule,
+    in integers, for ids of any width)."""
+    m = np.asarray(m)
+    if m.shape == tuple(size):
+        return m
+    rows = (2 * np.arange(size[0]) + 1) * m.shape[0] // (2 * size[0])
+    cols = (2 * np.arange(size[1]) + 1) * m.shape[1] // (2 * size[1])
+    return m[rows][:, cols]
 
 
 def _check_hw(size, what: str) -> tuple[int, int]:
