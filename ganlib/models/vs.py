@@ -152,11 +152,15 @@ class VS(keras.Model):
         config: a :class:`Config` (default ``Config.fast()``).
         sentence_encoder: the frozen tokens -> embedding model for ``text="sentence_encoder"``
             (default: the shipped SynthBirds one, :func:`ganlib.encoders.load_sentence_encoder`).
+        ranking_loss_fn: ``(image_vectors, sentence_vectors, margin) -> scalar``, the training loss
+            (default :func:`ganlib.losses.bidirectional_ranking_loss`); lesson 05 trains with the
+            student's.
     """
 
-    def __init__(self, config=None, sentence_encoder=None, **kwargs):
+    def __init__(self, config=None, sentence_encoder=None, ranking_loss_fn=None, **kwargs):
         super().__init__(**kwargs)
         self.config = c = config or Config.fast()
+        self.ranking_loss_fn = ranking_loss_fn or bidirectional_ranking_loss
         self.sentence_encoder = None
         if c.text == "sentence_encoder":
             if sentence_encoder is None:
@@ -188,7 +192,7 @@ class VS(keras.Model):
         return {"image": ops.normalize(img, axis=-1), "sentence": ops.normalize(sent, axis=-1)}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = bidirectional_ranking_loss(y_pred["image"], y_pred["sentence"], self.config.margin)
+        loss = self.ranking_loss_fn(y_pred["image"], y_pred["sentence"], self.config.margin)
         self.loss_tracker.update_state(loss)
         return loss
 
