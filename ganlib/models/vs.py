@@ -228,9 +228,17 @@ class VS(keras.Model):
 
 
 def save(model, tokenizer, out, extra=None):
-    """Write ``vs.weights.h5``, ``config.json`` and ``vocab.txt`` to ``out``."""
+    """Write ``vs.weights.h5`` (the network's weights, not the optimiser's), ``config.json`` and
+    ``vocab.txt`` to ``out``."""
+    from ganlib.encoders import build_sentence_encoder
+
     os.makedirs(out, exist_ok=True)
-    model.save_weights(os.path.join(out, WEIGHTS_FILE))
+    encoder = model.sentence_encoder
+    fresh = VS(model.config, sentence_encoder=None if encoder is None else build_sentence_encoder(
+        tokenizer.vocabulary_size, embed_dim=model.config.sentence_dim))
+    fresh.build()
+    fresh.set_weights(model.get_weights())
+    fresh.save_weights(os.path.join(out, WEIGHTS_FILE))
     tokenizer.save(os.path.join(out, "vocab.txt"))
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump({"config": model.config.to_dict(), "vocabulary_size": tokenizer.vocabulary_size,
