@@ -140,20 +140,3 @@ def test_hooks_replace_the_side_output_head_and_the_branch_losses():
     images = model.generator([noise["z"], ops.convert_to_numpy(e), noise["eps"]])
     assert float(ops.max(images[1])) > 1.0   # no tanh: the student's head, not the library's
 
-
-def test_vs_model_trains_with_the_given_ranking_loss():
-    """Lesson 05 trains the VS model with the student's ranking loss (`ranking_loss_fn`); by default
-    it is `ganlib.losses.bidirectional_ranking_loss` with the config's margin."""
-    from ganlib.models import vs
-    rng = np.random.default_rng(4)
-    y = {"image": rng.normal(size=(4, 8)).astype("float32"), "sentence": rng.normal(size=(4, 8)).astype("float32")}
-    calls = []
-
-    def mine(v, t, margin):
-        calls.append(margin)
-        return ops.sum(v * 0.0) + 3.0
-
-    assert float(vs.VS(vs.Config.fast(), ranking_loss_fn=mine).compute_loss(y_pred=y)) == pytest.approx(3.0)
-    assert calls == [0.2]
-    expected = float(losses.bidirectional_ranking_loss(y["image"], y["sentence"], 0.2))
-    assert float(vs.VS(vs.Config.fast()).compute_loss(y_pred=y)) == pytest.approx(expected, rel=1e-6)

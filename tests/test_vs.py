@@ -138,3 +138,20 @@ def test_shipped_vs_scores_real_pairs_far_above_mismatched_ones(birds_test):
     replay.seed0 = 0
     record = evaluation.evaluate_model(replay, birds_test, n=150, seed=0)
     assert (record["vs"], record["vs_std"]) == (mean, std)
+
+
+def test_vs_model_trains_with_the_given_ranking_loss():
+    """Lesson 05 trains the VS model with the student's ranking loss (`ranking_loss_fn`); by default
+    it is `ganlib.losses.bidirectional_ranking_loss` with the config's margin."""
+    rng = np.random.default_rng(4)
+    y = {"image": rng.normal(size=(4, 8)).astype("float32"), "sentence": rng.normal(size=(4, 8)).astype("float32")}
+    calls = []
+
+    def mine(v, t, margin):
+        calls.append(margin)
+        return ops.sum(v * 0.0) + 3.0
+
+    assert float(vs.VS(vs.Config.fast(), ranking_loss_fn=mine).compute_loss(y_pred=y)) == pytest.approx(3.0)
+    assert calls == [0.2]
+    expected = float(losses.bidirectional_ranking_loss(y["image"], y["sentence"], 0.2))
+    assert float(vs.VS(vs.Config.fast()).compute_loss(y_pred=y)) == pytest.approx(expected, rel=1e-6)
