@@ -18,6 +18,7 @@
     ganlib stubs [--check]
     ganlib pretrain damsm --data synthbirds|cub|coco [--root DIR] --out DIR [--preset fast|paper|coco] [--epochs N] [--resume]
     ganlib pretrain stream --data synthbirds|cub|coco [--root DIR] --out DIR [--preset fast|paper] [--epochs N] [--resume]
+    ganlib pretrain vs --data synthbirds --out DIR [--preset fast|paper] [--epochs N] [--resume]   # HDGAN's VS model
     ganlib pretrain segmenter [--data synthstreets|cityscapes --root DIR] --out DIR [--epochs N]
 """
 
@@ -135,6 +136,14 @@ def _pretrain(args):
                               epochs=args.epochs, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
                               seed=args.seed, backbone_weights=args.backbone_weights)
         return 0
+    if args.network == "vs":
+        if args.preset == "coco":
+            raise ValueError("pretrain vs: --preset must be fast or paper (coco is a DAMSM preset)")
+        pretrain.train_vs(args.out, data=args.data, root=args.root,
+                          preset=args.preset or ("fast" if args.data == "synthbirds" else "paper"),
+                          epochs=args.epochs, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
+                          seed=args.seed, backbone_weights=args.backbone_weights)
+        return 0
     if args.network == "segmenter":
         data = "synthstreets" if args.data == "synthbirds" else args.data
         pretrain.train_segmenter(args.out, data=data, root=args.root, seed=args.seed,
@@ -243,10 +252,10 @@ def build_parser():
         "autograder", help="write a lesson's Gradescope autograder zip (hidden tests, offline)"))
 
     p = sub.add_parser("pretrain", help="pretrain an auxiliary network (damsm: AttnGAN's text and image "
-                                        "encoders; stream: MirrorGAN's captioner; segmenter: the street-scene segmentation "
+                                        "encoders; stream: MirrorGAN's captioner; vs: HDGAN's visual-semantic model; segmenter: the street-scene segmentation "
                                         "net of pix2pixHD's evaluation); writes weights, metrics.json with test R-precision "
-                                        "(damsm), BLEU-1..4 (stream) or pixel accuracy and mIoU (segmenter)")
-    p.add_argument("network", choices=["damsm", "stream", "segmenter"],
+                                        "(damsm), BLEU-1..4 (stream), VS similarity (vs) or pixel accuracy and mIoU (segmenter)")
+    p.add_argument("network", choices=["damsm", "stream", "vs", "segmenter"],
                    help="segmenter: default data synthstreets")
     p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
     p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
@@ -260,7 +269,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--inception-weights", default=None, help="InceptionV3 weights file (paper/coco presets; "
                    "default: Keras' ImageNet file, fetched on first use)")
-    p.add_argument("--backbone-weights", default=None, help="stream, paper preset: ResNet-152 weights file "
+    p.add_argument("--backbone-weights", default=None, help="stream / vs, paper preset: ResNet-152 / InceptionResNetV2 weights file "
                    "(default: Keras' ImageNet file, fetched on first use)")
     p.set_defaults(run=_pretrain)
 

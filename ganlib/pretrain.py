@@ -5,6 +5,7 @@
     python -m ganlib.pretrain segmenter [--out ganlib/assets] [--epochs N] [--seed S]
     python -m ganlib.pretrain all
     python -m ganlib pretrain damsm --data synthbirds --out ganlib/assets/damsm_synthbirds   # train_damsm
+    python -m ganlib pretrain vs --data synthbirds --out ganlib/assets/vs_synthbirds         # train_vs (HDGAN)
 
 Both render their SynthBirds training images in memory (no files), train on a CPU
 in a few minutes (TensorFlow backend recommended: ``KERAS_BACKEND=tensorflow``),
@@ -489,6 +490,42 @@ def _resume_point(out, resume, what, model, weights_path):
     return start, history
 
 
+def _start_run(out, what, resume, seed, data, root, max_words, weights_path, make_model, tokenizer=None):
+    """The set-up every resumable pretraining run shares: refuse a folder holding a run unless
+    ``resume``, seed, open the train and test splits (and the tokenizer, :func:`damsm_tokenizer`
+    unless one is given), build ``make_model(tokenizer)`` and load the run's weights when resuming.
+
+    Returns ``(model, train, test, tokenizer, first epoch, history)``.
+    """
+    import keras
+
+    os.makedirs(out, exist_ok=True)
+    if not resume:
+        _resume_point(out, resume, what, None, weights_path)   # refuses a folder holding a run
+    keras.utils.set_random_seed(seed)
+    train, test, default_tokenizer = _splits(data, root, max_words)
+    tokenizer = tokenizer or default_tokenizer
+    model = make_model(tokenizer)
+    model.build()
+    start, history = _resume_point(out, resume, what, model, weights_path)
+    return model, train, test, tokenizer, start, history
+
+
+def _steps(train, batch_size, steps_per_epoch):
+    """Steps of an epoch: one pass over ``train``, capped at ``steps_per_epoch``."""
+    batches = len(train) // batch_size
+    return batches if steps_per_epoch is None else min(batches, int(steps_per_epoch))
+
+
+def _end_epoch(out, history, record, epoch):
+    """Append ``record`` to the run's ``metrics.json`` and mark ``epoch + 1`` done in ``state.json``."""
+    history.append(record)
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(history, f, indent=1)
+    with open(os.path.join(out, "state.json"), "w") as f:
+        json.dump({"epoch": epoch + 1}, f)
+
+
 def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, resume=False,
                 steps_per_epoch=None, seed=0, config=None, inception_weights=None, verbose=True):
     """Pretrain DAMSM as ``pretrain_DAMSM.py`` does, resumably.
@@ -514,27 +551,17 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
     Returns:
         The list of metric records.
     """
-    import keras
-
     from ganlib.models import damsm
 
     config = _preset_config(damsm, preset, DAMSM_PRESETS, config, inception_weights=inception_weights)
     epochs = config.epochs if epochs is None else int(epochs)
-    os.makedirs(out, exist_ok=True)
-    state_path = os.path.join(out, "state.json")
-    weights_path = os.path.join(out, "damsm.weights.h5")
-    if not resume:
-        _resume_point(out, resume, "DAMSM", None, weights_path)   # refuses a folder holding a run
-    keras.utils.set_random_seed(seed)
-    train, test, tokenizer = _splits(data, root, config.max_words)
-    model = damsm.DAMSM(config, vocabulary_size=tokenizer.vocabulary_size)
-    model.build()
-    start, history = _resume_point(out, resume, "DAMSM", model, weights_path)
+    model, train, test, tokenizer, start, history = _start_run(
+        out, "DAMSM", resume, seed, data, root, config.max_words, os.path.join(out, "damsm.weights.h5"),
+        lambda tok: damsm.DAMSM(config, vocabulary_size=tok.vocabulary_size))
     if verbose and start:
         _log(f"damsm: resuming {out} at epoch {start}")
     save_damsm(model, tokenizer, out, data, weights=False)
-    batches = len(train) // config.batch_size
-    steps = batches if steps_per_epoch is None else min(batches, int(steps_per_epoch))
+    steps = _steps(train, config.batch_size, steps_per_epoch)
     step = start * steps
     for epoch in range(start, epochs):
         lr = config.learning_rate_at(epoch)
@@ -550,12 +577,8 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
                   "time_s": round(time.time() - t0, 1)}
         record["r_precision"], record["r_precision_std"] = damsm_r_precision(model, test, tokenizer, seed=seed,
                                                                              folds=10)
-        history.append(record)
         save_damsm(model, tokenizer, out, data)
-        with open(os.path.join(out, "metrics.json"), "w") as f:
-            json.dump(history, f, indent=1)
-        with open(state_path, "w") as f:
-            json.dump({"epoch": epoch + 1}, f)
+        _end_epoch(out, history, record, epoch)
         if os.path.abspath(out) == os.path.abspath(SHIPPED_DAMSM):
             _record_shipped_damsm(test, config, tokenizer, history, data, seed, len(train))
         if verbose:
@@ -635,24 +658,15 @@ def train_stream(out, data="synthbirds", root=None, preset="fast", epochs=None, 
     Returns:
         The list of metric records.
     """
-    import keras
-
     from ganlib.models import stream
 
     config = _preset_config(stream, preset, STREAM_PRESETS, config, backbone_weights=backbone_weights)
     epochs = config.epochs if epochs is None else int(epochs)
-    weights_path = os.path.join(out, stream.WEIGHTS_FILE)
-    state_path = os.path.join(out, "state.json")
-    if not resume:
-        _resume_point(out, resume, "STREAM", None, weights_path)   # refuses a folder holding a run
-    keras.utils.set_random_seed(seed)
-    train, test, tokenizer = _splits(data, root, config.max_words)
-    model = stream.Stream(config, vocabulary_size=tokenizer.vocabulary_size)
-    model.build()
-    start, history = _resume_point(out, resume, "STREAM", model, weights_path)
+    model, train, test, tokenizer, start, history = _start_run(
+        out, "STREAM", resume, seed, data, root, config.max_words, os.path.join(out, stream.WEIGHTS_FILE),
+        lambda tok: stream.Stream(config, vocabulary_size=tok.vocabulary_size))
     model.compile()
-    batches = len(train) // config.batch_size
-    steps = batches if steps_per_epoch is None else min(batches, int(steps_per_epoch))
+    steps = _steps(train, config.batch_size, steps_per_epoch)
     for epoch in range(start, epochs):
         pipe = train.pipeline(batch_size=config.batch_size, image_size=config.image_size, tokenizer=tokenizer,
                               max_words=config.max_words, wrong=None, seed=seed * 100003 + epoch, repeat=False)
@@ -660,16 +674,136 @@ def train_stream(out, data="synthbirds", root=None, preset="fast", epochs=None, 
         hist = model.fit(pipe.take(steps), epochs=1, verbose=0)
         record = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "loss": float(hist.history["loss"][-1]),
                   **stream_bleu(model, test, tokenizer)}
-        history.append(record)
         stream.save(model, tokenizer, out, extra={"data": data})
-        with open(os.path.join(out, "metrics.json"), "w") as f:
-            json.dump(history, f, indent=1)
-        with open(state_path, "w") as f:
-            json.dump({"epoch": epoch + 1}, f)
+        _end_epoch(out, history, record, epoch)
         if verbose:
             _log(f"stream epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f}, test BLEU-1..4 "
                  + " / ".join(f"{record[f'bleu{n}']:.3f}" for n in range(1, 5)) + f" ({time.time() - t0:.0f}s)")
     return history
+
+
+# --------------------------------------------------------------------------- #
+# VS (HDGAN's visual-semantic similarity model)
+# --------------------------------------------------------------------------- #
+VS_PRESETS = ("fast", "paper")
+
+
+def mismatched_index(class_ids, rng):
+    """For each item, a random other item of another class (any other item where the class is -1)."""
+    c = np.asarray(class_ids)
+    index = np.arange(len(c))
+    return np.array([rng.choice(np.flatnonzero((c != c[i]) if c[i] >= 0 else (index != i)))
+                     for i in range(len(c))])
+
+
+def vs_scores(model, dataset, tokenizer, seed=0):
+    """The VS similarity (:func:`ganlib.metrics.vs_similarity`) of a split's real images with one
+    of their captions (drawn with ``seed``), and with a mismatched one (each image against the caption
+    of a random image of another class, or of any other image when the data has no classes):
+    ``{"vs", "vs_std", "vs_mismatched", "vs_mismatched_std"}``."""
+    from ganlib.metrics import vs_similarity
+
+    images = dataset.images(model.config.image_size)
+    rng = np.random.default_rng(seed)
+    if model.config.text == "embeddings":
+        captions = np.stack([e[rng.integers(len(e))] for e in dataset.embeddings]).astype("float32")
+    else:
+        captions = tokenizer([caps[rng.integers(len(caps))] for caps in dataset.captions])
+    matched = vs_similarity(images, captions, model=model)
+    mismatched = vs_similarity(images, captions[mismatched_index(dataset.class_ids, rng)], model=model)
+    return {"vs": matched[0], "vs_std": matched[1], "vs_mismatched": mismatched[0],
+            "vs_mismatched_std": mismatched[1]}
+
+
+def train_vs(out, data="synthbirds", root=None, preset="fast", epochs=None, resume=False,
+             steps_per_epoch=None, seed=0, config=None, backbone_weights=None, verbose=True):
+    """Pretrain HDGAN's VS model as ``trainNeuralDist.py`` does, resumably.
+
+    Each epoch: Adam (0.5, 0.999) at the epoch's learning rate (halved every
+    ``epoch_decay`` epochs), one pass over the train split (random crop + flip, one random
+    caption per image) with the bidirectional ranking loss, then the VS similarity of the
+    test split's real images with their captions and with mismatched ones
+    (:func:`vs_scores`). After each epoch ``out`` holds ``vs.weights.h5``, ``config.json``,
+    ``vocab.txt`` (what :func:`ganlib.models.vs.load_pretrained` reads), ``state.json`` and
+    ``metrics.json`` (records ``{"epoch", "step", "learning_rate", "loss", "vs", "vs_std",
+    "vs_mismatched", "vs_mismatched_std", "time_s"}``); ``resume=True`` continues from there.
+
+    Args:
+        out: run folder.
+        data, root: dataset name and folder (``ganlib.data.open_dataset``).
+        preset: ``"fast"`` (SynthBirds: small CNN, the shipped sentence encoder) or ``"paper"``
+            (InceptionResNetV2, precomputed 1024-d sentence embeddings).
+        epochs: total epochs (default: the config's).
+        steps_per_epoch: cap on the steps of an epoch (default: one pass).
+        config: a :class:`ganlib.models.vs.Config`, instead of ``preset``.
+        backbone_weights: overrides the config's (a path to InceptionResNetV2 weights).
+
+    Returns:
+        The list of metric records.
+    """
+    from ganlib.models import vs
+
+    config = _preset_config(vs, preset, VS_PRESETS, config, backbone_weights=backbone_weights)
+    epochs = config.epochs if epochs is None else int(epochs)
+    model, train, test, tokenizer, start, history = _start_run(
+        out, "VS", resume, seed, data, root, config.max_words, os.path.join(out, vs.WEIGHTS_FILE),
+        lambda tok: vs.VS(config))
+    if verbose and start:
+        _log(f"vs: resuming {out} at epoch {start}")
+    steps = _steps(train, config.batch_size, steps_per_epoch)
+    for epoch in range(start, epochs):
+        lr = config.learning_rate_at(epoch)
+        if epoch == start:
+            model.compile(learning_rate=lr)
+        else:
+            model.optimizer.learning_rate.assign(lr)           # the reference's set_lr: Adam's state carries over
+        pipe = train.pipeline(batch_size=config.batch_size, image_size=config.image_size, tokenizer=tokenizer,
+                              max_words=config.max_words, wrong=None, seed=seed * 100003 + epoch, repeat=False,
+                              embeddings=config.text == "embeddings")
+        t0 = time.time()
+        hist = model.fit(pipe.take(steps), epochs=1, verbose=0)
+        record = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "learning_rate": lr,
+                  "loss": float(hist.history["loss"][-1]), "time_s": round(time.time() - t0, 1),
+                  **vs_scores(model, test, tokenizer, seed=seed)}
+        vs.save(model, tokenizer, out, extra={"data": data})
+        _end_epoch(out, history, record, epoch)
+        if os.path.abspath(out) == os.path.abspath(vs.SHIPPED):
+            record_shipped_vs(history, len(train), len(test))
+        if verbose:
+            _log(f"vs epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f}, test VS {record['vs']:.3f} "
+                 f"+- {record['vs_std']:.3f} (mismatched {record['vs_mismatched']:.3f}), lr {lr:.5f} "
+                 f"({time.time() - t0:.0f}s)")
+    return history
+
+
+def record_shipped_vs(history, train_images, test_images, folder=None):
+    """The shipped VS model's entry of ``pretrained.json``: the test VS similarity of real images with
+    their captions and with other species' captions, per epoch, and the settings."""
+    import keras
+
+    from ganlib.models import vs
+
+    folder = folder or vs.SHIPPED
+    with open(os.path.join(folder, "config.json")) as f:
+        info = json.load(f)
+    last = history[-1]
+    record = {
+        "folder": os.path.basename(vs.SHIPPED),
+        "files": [vs.WEIGHTS_FILE, "config.json", "vocab.txt", "metrics.json"],
+        "test_split": {"vs": last["vs"], "vs_std": last["vs_std"], "vs_mismatched": last["vs_mismatched"],
+                       "vs_mismatched_std": last["vs_mismatched_std"], "images": int(test_images),
+                       "mismatched": "each image with the caption of a random image of another species",
+                       "vs_by_epoch": [round(r["vs"], 4) for r in history],
+                       "vs_mismatched_by_epoch": [round(r["vs_mismatched"], 4) for r in history]},
+        "settings": {"data": info.get("data", "synthbirds"), "train_images": int(train_images),
+                     "epochs": int(last["epoch"]), "steps": int(last["step"]), "config": info["config"],
+                     "vocabulary_size": info["vocabulary_size"], "backend": keras.backend.backend()},
+        "time_s": {"train": round(sum(r.get("time_s", 0.0) for r in history), 1)},
+        "command": "python -m ganlib pretrain vs --data synthbirds --out ganlib/assets/vs_synthbirds",
+    }
+    _update_json(ASSETS, "vs_synthbirds", record)
+    _log(f"vs: recorded test VS {last['vs']:.3f} (mismatched {last['vs_mismatched']:.3f}) in "
+         f"{os.path.join(ASSETS, 'pretrained.json')}")
 
 
 def _update_json(out, key, record):

@@ -113,3 +113,30 @@ def test_discriminator_loss_is_the_sum_of_pair_and_local_losses_over_scales():
         expected += mse_np(rp, 1) + (mse_np(wp, 0) + mse_np(fp, 0)) / 2
         expected += mse_np(fl, 0) + (mse_np(wl, 1) + mse_np(rl, 1)) / 2
     assert float(total) == pytest.approx(expected, rel=1e-4)
+
+
+def test_hooks_replace_the_side_output_head_and_the_branch_losses():
+    """Lesson 05 builds G with the student's side-output head and scores D with the student's
+    pair and local losses: the model calls what it is given, at every side output."""
+    from keras import layers
+    sizes = []
+
+    def head(h, size):       # a head with a bias and no tanh: its outputs leave [-1, 1]
+        sizes.append(size)
+        return layers.Conv2D(3, 1, bias_initializer="ones", name=f"student_img_{size}")(h)
+
+    model = hdgan.HDGAN(TINY, side_output_fn=head, pair_loss_fn=lambda r, w, f: ops.mean(r) * 0 + 7.0,
+                        local_loss_fn=lambda r, w, f: ops.mean(r) * 0 + 0.5)
+    assert sizes == [16, 32] and model.generator.get_layer("student_img_32") is not None
+    rng = np.random.default_rng(3)
+    batch = {"image": rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"),
+             "wrong_image": rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")}
+    e = ops.convert_to_tensor(rng.normal(size=(2, TINY.embed_dim)).astype("float32"))
+    fakes = {"images": [ops.convert_to_tensor(rng.uniform(-1, 1, (2, s, s, 3)).astype("float32"))
+                        for s in (16, 32)], "c": e}
+    total, _ = model.discriminator_loss(batch, fakes, training=False)
+    assert float(total) == pytest.approx(2 * (7.0 + 0.5))
+    noise = {"z": np.zeros((2, TINY.z_dim), "float32"), "eps": np.zeros((2, TINY.ca_dim), "float32")}
+    images = model.generator([noise["z"], ops.convert_to_numpy(e), noise["eps"]])
+    assert float(ops.max(images[1])) > 1.0   # no tanh: the student's head, not the library's
+

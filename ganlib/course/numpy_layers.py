@@ -8,7 +8,8 @@ take channels-last arrays and Keras' weight layouts:
     conv2d(x, kernel, bias=None, strides=1, padding="same")   kernel (k, k, C_in, C_out)
     batch_norm(x, gamma, beta, mean, var, epsilon)            inference mode
     dense(x, kernel, bias=None)                               kernel (D_in, D_out)
-    leaky_relu(x, 0.2), relu(x), glu(x), upsample_nearest(x, 2), replicate_concat(h, c)
+    leaky_relu(x, 0.2), relu(x), glu(x), tanh(x), upsample_nearest(x, 2), replicate_concat(h, c),
+    reflection_pad(x, 1)
 
 Graded exercises cannot import this module (the sandbox allows only the ganlib names a
 lesson lists), so it is no answer key for the exercises that use Keras layers.
@@ -16,8 +17,8 @@ lesson lists), so it is no answer key for the exercises that use Keras layers.
 
 import numpy as np
 
-__all__ = ["batch_norm", "conv2d", "dense", "glu", "leaky_relu", "random_batch_norm", "relu",
-           "replicate_concat", "upsample_nearest"]
+__all__ = ["batch_norm", "conv2d", "dense", "glu", "leaky_relu", "random_batch_norm", "reflection_pad", "relu",
+           "replicate_concat", "tanh", "upsample_nearest"]
 
 
 def _pads(size, kernel, stride, padding):
@@ -88,3 +89,13 @@ def random_batch_norm(rng, channels):
             (rng.normal(size=channels) * 0.3).astype(np.float32),
             (rng.normal(size=channels) * 0.2).astype(np.float32),
             rng.uniform(0.5, 2.0, channels).astype(np.float32)]
+
+
+def reflection_pad(x, pad=1):
+    """Mirror padding of the two spatial axes without repeating the edge (PyTorch's
+    `ReflectionPad2d`, `ganlib.layers.ReflectionPadding2D`): (B, H, W, C) -> (B, H+2p, W+2p, C)."""
+    return np.pad(np.asarray(x, np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+def tanh(x):
+    return np.tanh(np.asarray(x, np.float64))

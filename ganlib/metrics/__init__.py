@@ -30,6 +30,9 @@ the FID statistics of the real set (kept as ``.npz`` with :func:`save_statistics
 / :func:`load_statistics`), :func:`inception_metrics` the FID and Inception Score
 (10 splits) of generated images from one forward pass.
 
+* **VS similarity** (HDGAN, Zhang et al., 2018): mean +- std of the cosine of image and
+  caption vectors of a pretrained visual-semantic model (:func:`vs_similarity`; on
+  SynthBirds the shipped ``ganlib/assets/vs_synthbirds``).
 * **BLEU-1..4** (Papineni et al., 2002), corpus level (:func:`corpus_bleu`): of the
   captions MirrorGAN's captioner writes, against the real captions.
 
@@ -54,6 +57,7 @@ from ganlib.metrics.scores import (
 from ganlib.metrics.segmentation import (
     label_map_metrics, load_segmenter, segmentation_features, segmentation_scores,
 )
+from ganlib.metrics.vs import load_vs, vs_similarity
 from ganlib.metrics.synthbirds import (
     ASSETS, EVALUATOR_WEIGHTS, Evaluator, build_evaluator_network, caption_consistency,
     default_evaluator, evaluate_images, real_statistics,
@@ -67,4 +71,5 @@ __all__ = [
     "inception_metrics", "inception_score", "inception_statistics", "load_statistics", "ms_ssim",
     "r_precision", "r_precision_folds", "real_statistics", "save_statistics",
     "label_map_metrics", "load_segmenter", "segmentation_features", "segmentation_scores",
+    "load_vs", "vs_similarity",
 ]

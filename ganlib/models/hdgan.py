@@ -201,7 +201,7 @@ def side_output(x, size):
     return layers.Activation("tanh", name=f"image_{size}")(x)
 
 
-def build_generator(cfg):
+def build_generator(cfg, side_output_fn=None):
     """G: inputs `[z, phi_t, eps]`, outputs `[X_1, ..., X_s, mu, logvar]` (side outputs smallest first).
 
     $\\hat c = \\mu + \\exp(\\log\\sigma) \\epsilon$ from the CA (a fully connected layer, leaky
@@ -210,6 +210,7 @@ def build_generator(cfg):
     BatchNorm to 4x4 x (8 gf_dim) (`Sent2FeatMap`); then one stage per scale 4, 8, ..., the top:
     nearest x2 upsampling (from 8 on), a width-halving `pad_conv_bn` at the `reduce_at` scales,
     `num_resblock` residual blocks, and a `side_output` head at the side-output scales.
+    `side_output_fn(h, size)` replaces `side_output` (lesson 05 builds G with the student's head).
     """
     cfg.validate()
     z = keras.Input((cfg.z_dim,), name="z")
@@ -234,7 +235,7 @@ def build_generator(cfg):
         for r in range(cfg.num_resblock):
             h = residual_block(h, f"scale_{size}_res{r}")
         if size in cfg.side_outputs:
-            images.append(side_output(h, size))
+            images.append((side_output_fn or side_output)(h, size))
         size *= 2
     return keras.Model([z, e, eps], images + [mu, logvar], name="G")
 
@@ -343,6 +344,8 @@ class HDGAN(MultiScaleGAN):
             `local_d_loss`).
         pyramid_fn: `(images, size) -> images`, the real images of the smaller side outputs when the
             batch has no `image_<size>` (default area downsampling).
+        side_output_fn: `(h, size) -> image`, the side-output head built on G's feature map at each
+            side output (default `side_output`); lesson 05 builds G with the student's head.
 
     Batches hold `image` at the top side output, `image_<s>` for the smaller ones, the text
     (`tokens` or `embeddings`, 4 captions averaged in the paper preset) and the mismatched pair
@@ -352,9 +355,11 @@ class HDGAN(MultiScaleGAN):
 
     config_class = Config
 
-    def __init__(self, config=None, pair_loss_fn=None, local_loss_fn=None, pyramid_fn=None, **kwargs):
+    def __init__(self, config=None, pair_loss_fn=None, local_loss_fn=None, pyramid_fn=None, side_output_fn=None,
+                 **kwargs):
         cfg = self.resolve_config(config).validate()
-        super().__init__(cfg, build_generator(cfg), build_discriminators(cfg), pyramid_fn=pyramid_fn, **kwargs)
+        super().__init__(cfg, build_generator(cfg, side_output_fn), build_discriminators(cfg), pyramid_fn=pyramid_fn,
+                         **kwargs)
         self.pair_loss_fn = pair_loss_fn or pair_d_loss
         self.local_loss_fn = local_loss_fn or local_d_loss
 
