@@ -47,6 +47,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from ganlib.losses import caption_cross_entropy  # noqa: F401  (STREAM's loss, re-exported)
 from ganlib.models.damsm import LSTMCell, small_backbone
 from ganlib.text import Tokenizer
 
@@ -133,24 +134,6 @@ def caption_mask(tokens, end_token=False):
     lengths = ops.sum(ops.cast(ops.not_equal(tokens, 0), "int32"), axis=-1, keepdims=True)
     positions = ops.arange(ops.shape(tokens)[1], dtype="int32")[None, :]
     return ops.cast(positions < lengths + int(bool(end_token)), "float32")
-
-
-def caption_cross_entropy(logits, targets, mask):
-    r"""Masked caption cross-entropy: $-\sum_{b,t} m_{bt} \log \mathrm{softmax}(z_{bt})[T_{bt}] / \sum m$.
-
-    The reference's ``nn.CrossEntropyLoss`` over ``pack_padded_sequence`` targets:
-    the mean over the batch's real (unmasked) words.
-
-    Args:
-        logits: ``(B, T, V)`` next-word scores.
-        targets: int ``(B, T)`` the true words.
-        mask: ``(B, T)`` 1 where a target counts, 0 at padding.
-    """
-    logits = ops.cast(logits, "float32")
-    mask = ops.cast(mask, "float32")
-    log_p = ops.log_softmax(logits, axis=-1)
-    picked = ops.take_along_axis(log_p, ops.cast(targets, "int32")[..., None], axis=-1)[..., 0]
-    return -ops.sum(picked * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
 def greedy_decode(cell, embed, project, features, steps):
