@@ -160,6 +160,44 @@ def greedy_decode(cell, embed, project, features, steps):
     return ops.stack(words, axis=1)
 
 
+class _ArrayLSTMCell:
+    """An LSTM cell over plain weights (gates i, f, g, o, as :class:`~ganlib.models.damsm.LSTMCell`)."""
+
+    def __init__(self, kernel, recurrent_kernel, bias):
+        self.kernel, self.recurrent_kernel, self.bias = kernel, recurrent_kernel, bias
+        self.units = int(ops.shape(recurrent_kernel)[0])
+
+    def __call__(self, x, states):
+        h, c = states
+        z = ops.matmul(x, self.kernel) + ops.matmul(h, self.recurrent_kernel) + self.bias
+        i, f, g, o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return h, [h, c]
+
+
+def decoding_weights(decoder):
+    """A :class:`CaptionRNN`'s weights as :func:`greedy_decode_weights` takes them: ``(embeddings (V, E),
+    kernel (E, 4H), recurrent_kernel (H, 4H), bias (4H,), out_kernel (H, V), out_bias (V,))``, gates in
+    the order i, f, g, o, the cell's two biases summed."""
+    cell = decoder.cell
+    return (decoder.embed.embeddings, cell.kernel, cell.recurrent_kernel, cell.input_bias + cell.recurrent_bias,
+            decoder.linear.kernel, decoder.linear.bias)
+
+
+def greedy_decode_weights(features, embeddings, kernel, recurrent_kernel, bias, out_kernel, out_bias, steps):
+    """:func:`greedy_decode` with the decoder given by its weights (:func:`decoding_weights`): the
+    signature of lesson 06's exercise, and the decode function ``Stream.caption(decode_fn=...)`` takes.
+
+    Returns int32 ``(B, steps)`` word ids."""
+    features = ops.convert_to_tensor(features, "float32")
+    embeddings = ops.convert_to_tensor(embeddings, "float32")
+    out_kernel, out_bias = ops.convert_to_tensor(out_kernel, "float32"), ops.convert_to_tensor(out_bias, "float32")
+    cell = _ArrayLSTMCell(*(ops.convert_to_tensor(w, "float32") for w in (kernel, recurrent_kernel, bias)))
+    return greedy_decode(cell, lambda w: ops.take(embeddings, w, axis=0),
+                         lambda h: ops.matmul(h, out_kernel) + out_bias, features, steps)
+
+
 def cut_at_end(ids):
     """Zero every word after the first end token (0) of each row, as numpy int32."""
     ids = np.asarray(ids, np.int32).copy()
@@ -268,8 +306,13 @@ class CaptionRNN(layers.Layer):
         inputs = ops.concatenate([features[:, None, :], self.embed(tokens[:, :-1])], axis=1)
         return self.linear(self.lstm(inputs))
 
-    def sample(self, features, steps=20):
-        """Greedy word ids ``(B, steps)`` (not cut at the end token)."""
+    def sample(self, features, steps=20, decode_fn=None):
+        """Greedy word ids ``(B, steps)`` (not cut at the end token).
+
+        ``decode_fn(features, *decoding_weights(self), steps)`` replaces the decoding
+        (:func:`greedy_decode_weights`'s signature; lesson 06 plugs the student's in)."""
+        if decode_fn is not None:
+            return decode_fn(features, *decoding_weights(self), int(steps))
         return greedy_decode(self.cell, self.embed, self.linear, features, steps)
 
     def compute_output_shape(self, input_shape):
@@ -335,10 +378,12 @@ class Stream(keras.Model):
             optimizer = keras.optimizers.Adam(self.config.learning_rate)
         super().compile(optimizer=optimizer, **kwargs)
 
-    def caption(self, images, steps=None, batch_size=128):
-        """Greedy captions as int32 ids ``(N, steps)``, zero after the first end token (numpy)."""
+    def caption(self, images, steps=None, batch_size=128, decode_fn=None):
+        """Greedy captions as int32 ids ``(N, steps)``, zero after the first end token (numpy).
+
+        ``decode_fn``: see :meth:`CaptionRNN.sample`."""
         steps = self.config.sample_length if steps is None else int(steps)
-        out = [ops.convert_to_numpy(self.decoder.sample(self.encoder(images[s:s + batch_size]), steps))
+        out = [ops.convert_to_numpy(self.decoder.sample(self.encoder(images[s:s + batch_size]), steps, decode_fn))
                for s in range(0, len(images), batch_size)]
         return cut_at_end(np.concatenate(out))
 
