@@ -183,16 +183,17 @@ def test_converted_reference_generator_gives_the_reference_outputs():
 
 
 def test_short_training_lowers_the_fid_analogue(birds, helpers):
-    """100 steps of a tiny MirrorGAN (16/32 px, lambda 10 as the reference, lr 5e-4) on SynthBirds,
-    with the shipped DAMSM and STREAM, lower the FID analogue of its 32 px images (TensorFlow,
-    2 cores loaded ~7: 778 -> 536; lambda 0: 778 -> 409). The shipped STREAM's caption loss hardly
-    depends on the image (README), so the STREAM term is not what improves here: this shows
-    the full objective trains, not that redescription helps."""
+    """100 steps of a tiny MirrorGAN (16/32 px, lr 1e-3) on SynthBirds, with the shipped DAMSM and
+    STREAM in the loss, lower the FID analogue of its 32 px images (TensorFlow, 2 cores loaded ~7:
+    778 -> 417; PyTorch 593 -> 410). lambda is 0.1 here, not the reference's 10: the shipped STREAM's caption loss
+    hardly depends on the image (README), and at lambda 10 its gradient slows this short run
+    (778 -> 536 on TensorFlow at lr 5e-4, 593 -> 521 on PyTorch). This shows the objective with
+    the STREAM term trains, not that redescription helps."""
     from ganlib.evaluation import evaluate_model
 
     train, test = birds
     enable_determinism(0)
-    config = TINY.replace(lr=5e-4)
+    config = TINY.replace(caption_weight=0.1)
     model = M.MirrorGAN(config, damsm=helpers[0], stream=helpers[1])
     model.compile()
     before = evaluate_model(model, test, n=100)["fid"]
@@ -201,4 +202,4 @@ def test_short_training_lowers_the_fid_analogue(birds, helpers):
     after = evaluate_model(model, test, n=100)["fid"]
     print(f"FID analogue {before:.1f} -> {after:.1f}, last STREAM loss {history['cap_loss'][-1]:.3f}")
     assert np.isfinite(history["cap_loss"][-1])
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.75 * before, (before, after)
