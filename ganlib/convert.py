@@ -28,6 +28,9 @@ the reference concatenates the replicated condition before the feature map where
 `ganlib.layers.ReplicateConcat` puts it after, so the joining convolutions' input channels are
 rotated. The discriminators' logits are the reference's outputs before its sigmoid.
 
+**MirrorGAN**, qiaott/MirrorGAN: `load_mirrorgan` assigns G_NET (AttnGAN's with GLAM's
+sentence attention and joining convolution) and the D_NETs (AttnGAN's) to `ganlib.models.mirrorgan`.
+
 **MirrorGAN's STREAM**, qiaott/MirrorGAN (`model.py`: `CAPTION_CNN`, `CAPTION_RNN`; checkpoints
 `cnn_encoder.ckpt` / `rnn_decoder.ckpt` of the captioning tutorial it was trained with):
 `load_stream` assigns them to a `ganlib.models.stream.Stream`. The decoder converts fully
@@ -407,11 +410,21 @@ def load_attngan(target, generator_state=None, discriminator_states=None):
     networks (`ganlib.models.attngan`, a config with `image_size = 64 * 2**(branches - 1)`; the
     bird preset `Config.paper()`), as `load_stackganv2`. The DAMSM encoders load with
     `load_damsm_text_encoder` and `load_damsm_image_head`."""
-    generator, discriminators = target if isinstance(target, tuple) else (target.generator, target.discriminators)
+    _load_attentional(target, attngan_generator_entries, generator_state, discriminator_states)
+
+
+def _load_attentional(target, generator_entries, generator_state, discriminator_states):
+    """AttnGAN's and MirrorGAN's loading: `target` a model or a `(generator, discriminators)` pair."""
+    if isinstance(target, tuple):
+        generator, discriminators = target
+    elif not hasattr(target, "discriminators"):   # a generator alone
+        generator, discriminators = target, None
+    else:
+        generator, discriminators = target.generator, target.discriminators
     jobs = []
     if generator_state is not None:
         state = read_state_dict(generator_state, "generator_state")
-        jobs.append(_convert(attngan_generator_entries(generator), state, generator, "generator_state"))
+        jobs.append(_convert(generator_entries(generator), state, generator, "generator_state"))
     for i, (d, source) in enumerate(zip(discriminators or [], discriminator_states or [])):
         if source is not None:
             name = f"discriminator_states[{i}]"
@@ -424,6 +437,45 @@ def load_attngan(target, generator_state=None, discriminator_states=None):
             variable.assign(value)
     if generator_state is not None and getattr(target, "generator_ema", None) is not None:
         target.sync_ema()
+
+
+# --------------------------------------------------------------------------- MirrorGAN
+# qiaott/MirrorGAN (`model.py`, `GLAttention.py`, `trainer.py`): G_NET is AttnGAN's with GLAM's
+# `NEXT_STAGE_G`: its attention `att` (GLAttentionGeneral: `conv_context` U for the words, `linear` V
+# and `conv_sentence_vis` for the sentence) and `conv`, the 1x1 convolution joining [h, word context,
+# sentence context] (the order ganlib concatenates them in). The discriminators are AttnGAN's.
+def mirrorgan_generator_entries(generator):
+    """The (reference key, variable, kind, fix) entries of MirrorGAN's G_NET for a `mirrorgan` generator."""
+    layers = _nested_names(generator)
+    fc = layers["F_ca"].fc
+
+    def join(i, key):
+        sentence = layers[f"F{i}_sent_attn"]
+        return ([(f"{key}.att.conv_context.weight", layers[f"F{i}_attn"].U, "pointwise", None),
+                 (f"{key}.att.linear.weight", sentence.linear.kernel, "dense", None),
+                 (f"{key}.att.linear.bias", sentence.linear.bias, "vector", None),
+                 (f"{key}.att.conv_sentence_vis.weight", sentence.kernel, "pointwise", None)]
+                + _conv(f"{key}.conv", layers[f"F{i}_join_conv"]))
+    return ([("ca_net.fc.weight", fc.kernel, "dense", None), ("ca_net.fc.bias", fc.bias, "vector", None)]
+            + _tree_entries(layers, join))
+
+
+def load_mirrorgan(model_or_generator, generator_state=None, discriminator_states=None):
+    """Assign qiaott/MirrorGAN weights to a MirrorGAN model or generator (`ganlib.models.mirrorgan`,
+    a config with `image_size = 64 * 2**(branches - 1)`; the birds preset `Config.paper()`).
+
+    Args:
+        model_or_generator: a `MirrorGAN`, its `generator`, or a `(generator, discriminators)` pair.
+        generator_state: G_NET's state dict (`netG_epoch_<k>.pth`: a path .pth/.pt/.npz or a mapping).
+        discriminator_states: `netD0.pth` .. (D_NET64/128/256, AttnGAN's layout), smallest first.
+
+    Raises:
+        ValueError: a key missing or left over, or a shape that does not fit (nothing is assigned then).
+
+    The STEM (the DAMSM text encoder) loads with `load_damsm_text_encoder`, the STREAM with `load_stream`.
+    """
+    _load_attentional(model_or_generator, mirrorgan_generator_entries, generator_state, discriminator_states)
+    return model_or_generator
 
 
 # --------------------------------------------------------------------------- MirrorGAN's STREAM

@@ -348,7 +348,8 @@ def sentence_attention(h, e, kernel):
 
     With $f$ the visual features of a stage and $e = V \hat s_{ca}$ the sentence
     condition projected to $f$'s channels, the paper's
-    $\mathrm{Att}^s = (V \hat s_{ca}) \circ \mathrm{softmax}(f \circ (V \hat s_{ca}))$;
+    $\mathrm{Att}^s = (V \hat s_{ca}) \circ \mathrm{softmax}(f \circ (V \hat s_{ca}))$
+    (paper, Eq. (5), the number the reference's ``GLAttention.py`` gives it);
     the reference (``GLAttention.py``) puts a 1x1 convolution $U$ (no bias) between
     the product and the softmax, and its ``nn.Softmax()`` on a 4-D tensor runs over
     the channels:
@@ -376,7 +377,8 @@ class SentenceAttention(layers.Layer):
     Holds $V$ (a dense layer with bias, the reference's ``nn.Linear(100, idf)``
     on the CA condition) and $U$ (the 1x1 convolution without bias,
     ``conv_sentence_vis``). ``fn(h, e, kernel)`` replaces the computation (lesson 06
-    plugs the student's function in); it is not serialised.
+    plugs the student's function in); it is not serialised. ``kernel_initializer`` is that of
+    $V$ and $U$ (Keras' default glorot_uniform; the MirrorGAN reference: orthogonal).
 
     Input shape:
         ``[h, s_ca]``: h ``(B, H, W, C)``, s_ca ``(B, N_c)``.
@@ -390,16 +392,17 @@ class SentenceAttention(layers.Layer):
         ((2, 4, 4, 8), 1.0)
     """
 
-    def __init__(self, fn=None, **kwargs):
+    def __init__(self, kernel_initializer="glorot_uniform", fn=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.fn = fn
 
     def build(self, input_shape):
         h_shape, c_shape = input_shape
         channels = int(h_shape[-1])
-        self.linear = layers.Dense(channels, name="linear")
+        self.linear = layers.Dense(channels, kernel_initializer=self.kernel_initializer, name="linear")
         self.linear.build(c_shape)
-        self.kernel = self.add_weight(shape=(channels, channels), initializer="glorot_uniform", name="kernel")
+        self.kernel = self.add_weight(shape=(channels, channels), initializer=self.kernel_initializer, name="kernel")
 
     def call(self, inputs):
         h, c = inputs
@@ -407,6 +410,10 @@ class SentenceAttention(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0], input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
 @keras.saving.register_keras_serializable("ganlib")

@@ -357,3 +357,31 @@ def feature_matching(real_features, fake_features):
         for r, f in zip(real, fake):
             total = total + weight * ops.mean(ops.abs(ops.cast(f, "float32") - ops.stop_gradient(ops.cast(r, "float32"))))
     return total
+
+
+def caption_cross_entropy(logits, targets, mask):
+    r"""MirrorGAN's text-semantic reconstruction loss (the STREAM loss), masked caption cross-entropy.
+
+    The paper writes $\mathcal{L}_{stream} = -\sum_{t=0}^{L-1} \log p_t(T_t)$ (Qiao et al. 2019,
+    section *Objective functions*): the log-probability the captioner, fed the generated
+    image and the true previous words (teacher forcing), gives each true word $T_t$. The
+    reference (qiaott/MirrorGAN `miscc/losses.py`, `caption_loss`) feeds `nn.CrossEntropyLoss`
+    the `pack_padded_sequence` of the outputs and of the captions: padding is left out and
+    the sum becomes a mean over the batch's real words,
+
+    $$\mathcal{L} = -\frac{\sum_{b,t} m_{bt} \log \mathrm{softmax}(z_{bt})[T_{bt}]}{\sum_{b,t} m_{bt}}.$$
+
+    Args:
+        logits: `(B, T, V)` next-word scores $z$ (output t scores word t).
+        targets: int `(B, T)`, the true words $T$.
+        mask: `(B, T)`, 1 where a target counts, 0 at padding
+            (`ganlib.models.stream.caption_mask`).
+
+    Returns:
+        A scalar (0 when the mask is empty).
+    """
+    logits = ops.cast(logits, "float32")
+    mask = ops.cast(mask, "float32")
+    log_p = ops.log_softmax(logits, axis=-1)
+    picked = ops.take_along_axis(log_p, ops.cast(targets, "int32")[..., None], axis=-1)[..., 0]
+    return -ops.sum(picked * mask) / ops.maximum(ops.sum(mask), 1.0)

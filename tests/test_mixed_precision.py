@@ -37,6 +37,8 @@ TINY = {
                     batch_size=16, ema_decay=0.0),    # with the shipped DAMSM (its text width)
     "hdgan": dict(side_outputs=(16, 32), z_dim=16, ca_dim=32, gf_dim=8, df_dim=8, reduce_at=(8, 16, 32),
                   batch_size=16, ema_decay=0.0),
+    "mirrorgan": dict(image_size=32, branches=2, z_dim=16, ca_dim=16, ngf=16, ndf=8, num_residual=1,
+                      batch_size=16, ema_decay=0.0),  # with the shipped DAMSM and STREAM
     "pix2pixhd": dict(netG="global", image_size=(16, 32), ngf=8, n_downsample_global=2, n_blocks_global=1,
                       ndf=8, num_D=2, batch_size=4),
 }

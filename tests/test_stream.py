@@ -72,6 +72,21 @@ def test_teacher_forcing_and_greedy_decoding_match_numpy():
         assert got[n].tolist() == words
 
 
+def test_decode_fn_from_the_weights_matches_the_cell():
+    """`greedy_decode_weights` (lesson 06's exercise signature, `decode_fn` of `sample`/`caption`) on the
+    decoder's weights writes the same words as the cell's own loop."""
+    keras.utils.set_random_seed(2)
+    dec = stream.CaptionRNN(9, embed_size=3, hidden_size=5)
+    dec.build(((None, 3), (None, 5)))
+    feats = np.random.default_rng(2).normal(size=(3, 3)).astype("float32")
+    want = ops.convert_to_numpy(dec.sample(feats, steps=7))
+    got = ops.convert_to_numpy(dec.sample(feats, steps=7, decode_fn=stream.greedy_decode_weights))
+    assert got.dtype == np.int32 and got.tolist() == want.tolist()
+    calls = []
+    dec.sample(feats, steps=4, decode_fn=lambda f, *w: calls.append([tuple(v.shape) for v in w[:-1]] + [w[-1]]))
+    assert calls == [[(9, 3), (3, 20), (5, 20), (20,), (5, 9), (9,), 4]]
+
+
 def test_greedy_decoding_of_a_hand_set_successor_model():
     """Word k's embedding is 10 e_k; the LSTM copies its input (g gate = x, i and o open, f closed);
     the output layer maps e_k to word k + 1 (mod 4). The image feature 10 e_1 starts the caption,

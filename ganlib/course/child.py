@@ -346,7 +346,7 @@ def call_compiled(fn, args, kwargs, gradient):
         import torch
         chosen = [tensors[k] for k in floats]
         grads = torch.autograd.grad(total(*tensors), chosen, allow_unused=True)
-        value = value.detach()
+        value = keras.tree.map_structure(lambda v: v.detach(), value)   # a tensor or a tuple of them
     else:
         raise RuntimeError(f"no compiled step for backend {backend!r}")
     return [value, [None if g is None else g for g in grads]]

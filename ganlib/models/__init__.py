@@ -4,7 +4,7 @@ entry `SPEC` (`ganlib.models.registry.PaperSpec`), read with `get(name)`."""
 import importlib
 
 # The models `ganlib train MODEL` knows, in course order.
-MODELS = ("cgan", "stackgan", "stackganpp", "attngan", "hdgan", "pix2pixhd")
+MODELS = ("cgan", "stackgan", "stackganpp", "attngan", "hdgan", "mirrorgan", "pix2pixhd")
 
 
 # The text-to-image papers (the SynthBirds leaderboard scores these); pix2pixHD maps label maps.

@@ -154,13 +154,20 @@ class Config(PaperConfig):
 
 
 # --------------------------------------------------------------------------- networks
-def build_generator(cfg, attention_fn=None):
+def concatenate_join(i, h, context, c_hat):
+    """AttnGAN's F_i input: [h_{i-1}, word contexts] concatenated (2 ngf channels)."""
+    return layers.Concatenate(name=f"F{i}_join")([h, context])
+
+
+def build_generator(cfg, attention_fn=None, join=None):
     """The attentional G: inputs `[z, sentence, words, mask, eps]`; outputs
     `[x_0, ..., x_{m-1}, mu, logvar, beta_1, ..., beta_{m-1}]`, beta_i `(B, H_i, W_i, T)` the
     word attention of stage i over the sub-regions of h_{i-1}.
 
     The reference's G_NET layer for layer. `attention_fn(query, words, mask)` replaces the
-    attention's computation (`WordAttention`'s `fn`, lesson 04).
+    attention's computation (`WordAttention`'s `fn`, lesson 04). `join(i, h, context, c_hat)`
+    makes stage i's input to its residual blocks from h_{i-1}, its word contexts and CA's
+    sample (default `concatenate_join`; MirrorGAN's GLAM adds a sentence attention).
     """
     cfg.validate()
     sizes = cfg.branch_sizes
@@ -179,7 +186,7 @@ def build_generator(cfg, attention_fn=None):
             context, beta = WordAttention(kernel_initializer=sgpp._orthogonal(), fn=attention_fn,
                                           name=f"F{i}_attn")([h, words, mask])
             attentions.append(beta)
-            h = layers.Concatenate(name=f"F{i}_join")([h, context])
+            h = (join or concatenate_join)(i, h, context, c)
             for r in range(cfg.num_residual):
                 h = sgpp.residual_block(h, f"F{i}_res{r}")
             h = sgpp.up_block(h, cfg.ngf, f"F{i}_up")
@@ -210,12 +217,13 @@ def build_discriminators(cfg):
     return [build_discriminator(cfg, s) for s in cfg.branch_sizes]
 
 
-def param_counts(config=None):
+def param_counts(config=None, generator_fn=None):
     """Trainable parameters of G (and its F_ca) and of each D of a config (default `Config.paper()`),
-    built with constant initialisers (seconds). The frozen DAMSM encoders are not counted."""
+    built with constant initialisers (seconds). The frozen DAMSM encoders are not counted.
+    `generator_fn(cfg)` builds another G (default `build_generator`)."""
     cfg = config or Config.paper()
     with sgpp.constant_initialisers():
-        g = build_generator(cfg)
+        g = (generator_fn or build_generator)(cfg)
         counts = {"G": sgpp.trainable(g), "F_ca": sgpp.trainable(g.get_layer("F_ca"))}
         for d in build_discriminators(cfg):
             counts[d.name] = sgpp.trainable(d)
@@ -259,6 +267,8 @@ class AttnGAN(MultiScaleGAN):
         attention_fn: `(query (B, N, C), words (B, T, C), mask (B, T)) -> (context, beta)`, the word
             attention of every stage (default: `WordAttention`'s); lesson 04 plugs the student's in.
         damsm_loss_fn: `damsm_loss`'s signature (default `ganlib.losses.damsm_loss`).
+        generator: a generator of `build_generator`'s inputs and outputs instead of AttnGAN's
+            (MirrorGAN passes its GLAM generator).
 
     Batches hold `image` at `config.image_size`, `image_<s>` for the smaller stages,
     `tokens` (B, T) and `class_id` (`SPEC.batch(config)`). `generator` (outputs every
@@ -268,15 +278,15 @@ class AttnGAN(MultiScaleGAN):
 
     config_class = Config
 
-    def __init__(self, config=None, damsm=None, attention_fn=None, damsm_loss_fn=None, **kwargs):
+    def __init__(self, config=None, damsm=None, attention_fn=None, damsm_loss_fn=None, generator=None, **kwargs):
         cfg = self.resolve_config(config).validate()
         condition = WordConditioning(damsm, path=cfg.damsm)
         if (condition.embed_dim, condition.max_words) != (cfg.embed_dim, cfg.max_words):
             raise ValueError(f"the DAMSM has D = {condition.embed_dim} and {condition.max_words} words; the config "
                              f"has embed_dim={cfg.embed_dim}, max_words={cfg.max_words}: they must agree "
                              f"(ganlib.models.attngan.build sets them from the DAMSM).")
-        super().__init__(cfg, build_generator(cfg, attention_fn), build_discriminators(cfg), condition=condition,
-                         **kwargs)
+        generator = generator if generator is not None else build_generator(cfg, attention_fn)
+        super().__init__(cfg, generator, build_discriminators(cfg), condition=condition, **kwargs)
         self.damsm_loss_fn = damsm_loss_fn or losses.damsm_loss
         self.damsm_image_size = int(condition.damsm.config.image_size)
 
@@ -350,19 +360,25 @@ class AttnGAN(MultiScaleGAN):
                 ops.convert_to_numpy(tokens))
 
 
-def build(config=None, previous=None, damsm=None):
-    """The model `ganlib train attngan` trains: `config`'s `embed_dim` and `max_words` taken from
-    its DAMSM (`config.damsm`; None: the shipped SynthBirds DAMSM) when they differ."""
-    cfg = config or Config.fast()
+def fit_to_damsm(cfg, damsm=None):
+    """`(config, damsm)`: the DAMSM (`cfg.damsm`'s folder, None: the shipped SynthBirds DAMSM, unless
+    given) and the config with its `embed_dim` and `max_words` taken from it when they differ."""
     if damsm is None:
         from ganlib.models import damsm as damsm_lib
 
         damsm = damsm_lib.load_pretrained(cfg.damsm)
     dims = {"embed_dim": int(damsm[0].config.embed_dim), "max_words": int(damsm[0].config.max_words)}
     if dims != {"embed_dim": cfg.embed_dim, "max_words": cfg.max_words}:
-        print(f"attngan: text features of the DAMSM: embed_dim {dims['embed_dim']}, max_words {dims['max_words']} "
+        print(f"text features of the DAMSM: embed_dim {dims['embed_dim']}, max_words {dims['max_words']} "
               f"(the config had {cfg.embed_dim}, {cfg.max_words})")
         cfg = cfg.replace(**dims)
+    return cfg, damsm
+
+
+def build(config=None, previous=None, damsm=None):
+    """The model `ganlib train attngan` trains: `config`'s `embed_dim` and `max_words` taken from
+    its DAMSM (`config.damsm`; None: the shipped SynthBirds DAMSM) when they differ."""
+    cfg, damsm = fit_to_damsm(config or Config.fast(), damsm)
     return AttnGAN(cfg, damsm=damsm)
 
 

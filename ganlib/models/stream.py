@@ -47,6 +47,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from ganlib.losses import caption_cross_entropy  # noqa: F401  (STREAM's loss, re-exported)
 from ganlib.models.damsm import LSTMCell, small_backbone
 from ganlib.text import Tokenizer
 
@@ -135,24 +136,6 @@ def caption_mask(tokens, end_token=False):
     return ops.cast(positions < lengths + int(bool(end_token)), "float32")
 
 
-def caption_cross_entropy(logits, targets, mask):
-    r"""Masked caption cross-entropy: $-\sum_{b,t} m_{bt} \log \mathrm{softmax}(z_{bt})[T_{bt}] / \sum m$.
-
-    The reference's ``nn.CrossEntropyLoss`` over ``pack_padded_sequence`` targets:
-    the mean over the batch's real (unmasked) words.
-
-    Args:
-        logits: ``(B, T, V)`` next-word scores.
-        targets: int ``(B, T)`` the true words.
-        mask: ``(B, T)`` 1 where a target counts, 0 at padding.
-    """
-    logits = ops.cast(logits, "float32")
-    mask = ops.cast(mask, "float32")
-    log_p = ops.log_softmax(logits, axis=-1)
-    picked = ops.take_along_axis(log_p, ops.cast(targets, "int32")[..., None], axis=-1)[..., 0]
-    return -ops.sum(picked * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
 def greedy_decode(cell, embed, project, features, steps):
     """Greedy decoding: feed the image feature, then each step's most likely word.
 
@@ -175,6 +158,44 @@ def greedy_decode(cell, embed, project, features, steps):
         words.append(word)
         x = embed(word)
     return ops.stack(words, axis=1)
+
+
+class _ArrayLSTMCell:
+    """An LSTM cell over plain weights (gates i, f, g, o, as :class:`~ganlib.models.damsm.LSTMCell`)."""
+
+    def __init__(self, kernel, recurrent_kernel, bias):
+        self.kernel, self.recurrent_kernel, self.bias = kernel, recurrent_kernel, bias
+        self.units = int(ops.shape(recurrent_kernel)[0])
+
+    def __call__(self, x, states):
+        h, c = states
+        z = ops.matmul(x, self.kernel) + ops.matmul(h, self.recurrent_kernel) + self.bias
+        i, f, g, o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return h, [h, c]
+
+
+def decoding_weights(decoder):
+    """A :class:`CaptionRNN`'s weights as :func:`greedy_decode_weights` takes them: ``(embeddings (V, E),
+    kernel (E, 4H), recurrent_kernel (H, 4H), bias (4H,), out_kernel (H, V), out_bias (V,))``, gates in
+    the order i, f, g, o, the cell's two biases summed."""
+    cell = decoder.cell
+    return (decoder.embed.embeddings, cell.kernel, cell.recurrent_kernel, cell.input_bias + cell.recurrent_bias,
+            decoder.linear.kernel, decoder.linear.bias)
+
+
+def greedy_decode_weights(features, embeddings, kernel, recurrent_kernel, bias, out_kernel, out_bias, steps):
+    """:func:`greedy_decode` with the decoder given by its weights (:func:`decoding_weights`): the
+    signature of lesson 06's exercise, and the decode function ``Stream.caption(decode_fn=...)`` takes.
+
+    Returns int32 ``(B, steps)`` word ids."""
+    features = ops.convert_to_tensor(features, "float32")
+    embeddings = ops.convert_to_tensor(embeddings, "float32")
+    out_kernel, out_bias = ops.convert_to_tensor(out_kernel, "float32"), ops.convert_to_tensor(out_bias, "float32")
+    cell = _ArrayLSTMCell(*(ops.convert_to_tensor(w, "float32") for w in (kernel, recurrent_kernel, bias)))
+    return greedy_decode(cell, lambda w: ops.take(embeddings, w, axis=0),
+                         lambda h: ops.matmul(h, out_kernel) + out_bias, features, steps)
 
 
 def cut_at_end(ids):
@@ -285,8 +306,13 @@ class CaptionRNN(layers.Layer):
         inputs = ops.concatenate([features[:, None, :], self.embed(tokens[:, :-1])], axis=1)
         return self.linear(self.lstm(inputs))
 
-    def sample(self, features, steps=20):
-        """Greedy word ids ``(B, steps)`` (not cut at the end token)."""
+    def sample(self, features, steps=20, decode_fn=None):
+        """Greedy word ids ``(B, steps)`` (not cut at the end token).
+
+        ``decode_fn(features, *decoding_weights(self), steps)`` replaces the decoding
+        (:func:`greedy_decode_weights`'s signature; lesson 06 plugs the student's in)."""
+        if decode_fn is not None:
+            return decode_fn(features, *decoding_weights(self), int(steps))
         return greedy_decode(self.cell, self.embed, self.linear, features, steps)
 
     def compute_output_shape(self, input_shape):
@@ -352,10 +378,12 @@ class Stream(keras.Model):
             optimizer = keras.optimizers.Adam(self.config.learning_rate)
         super().compile(optimizer=optimizer, **kwargs)
 
-    def caption(self, images, steps=None, batch_size=128):
-        """Greedy captions as int32 ids ``(N, steps)``, zero after the first end token (numpy)."""
+    def caption(self, images, steps=None, batch_size=128, decode_fn=None):
+        """Greedy captions as int32 ids ``(N, steps)``, zero after the first end token (numpy).
+
+        ``decode_fn``: see :meth:`CaptionRNN.sample`."""
         steps = self.config.sample_length if steps is None else int(steps)
-        out = [ops.convert_to_numpy(self.decoder.sample(self.encoder(images[s:s + batch_size]), steps))
+        out = [ops.convert_to_numpy(self.decoder.sample(self.encoder(images[s:s + batch_size]), steps, decode_fn))
                for s in range(0, len(images), batch_size)]
         return cut_at_end(np.concatenate(out))
 
