@@ -138,3 +138,17 @@ def test_shipped_vs_scores_real_pairs_far_above_mismatched_ones(birds_test):
     replay.seed0 = 0
     record = evaluation.evaluate_model(replay, birds_test, n=150, seed=0)
     assert (record["vs"], record["vs_std"]) == (mean, std)
+
+
+def test_cli_pretrain_vs_calls_train_vs(monkeypatch):
+    from ganlib import cli
+
+    calls = {}
+    monkeypatch.setattr(pretrain, "train_vs", lambda out, **kw: calls.update(out=out, **kw))
+    args = cli.build_parser().parse_args(["pretrain", "vs", "--out", "o", "--epochs", "2", "--resume"])
+    assert args.run(args) == 0
+    assert (calls["out"], calls["data"], calls["preset"], calls["epochs"], calls["resume"]) == \
+        ("o", "synthbirds", "fast", 2, True)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="preset must be one of"):
+        pretrain.train_vs("unused", preset="coco")
