@@ -1,4 +1,4 @@
-"""HDGAN (`ganlib.models.hdgan`): the reference architecture and losses."""
+"""HDGAN (`ganlib.models.hdgan`): the reference architecture and losses, and a short run that learns."""
 
 import numpy as np
 import pytest
@@ -6,6 +6,7 @@ from keras import ops
 
 from ganlib import losses
 from ganlib.models import hdgan
+from ganlib.training import enable_determinism
 
 # Side outputs 16 and 32 px, narrow: a CPU-sized HDGAN.
 TINY = hdgan.Config.fast().replace(side_outputs=(16, 32), z_dim=16, ca_dim=32, gf_dim=8, df_dim=8,
@@ -115,6 +116,7 @@ def test_discriminator_loss_is_the_sum_of_pair_and_local_losses_over_scales():
     assert float(total) == pytest.approx(expected, rel=1e-4)
 
 
+<<<<<<< HEAD
 def test_hooks_replace_the_side_output_head_and_the_branch_losses():
     """Lesson 05 builds G with the student's side-output head and scores D with the student's
     pair and local losses: the model calls what it is given, at every side output."""
@@ -140,3 +142,32 @@ def test_hooks_replace_the_side_output_head_and_the_branch_losses():
     images = model.generator([noise["z"], ops.convert_to_numpy(e), noise["eps"]])
     assert float(ops.max(images[1])) > 1.0   # no tanh: the student's head, not the library's
 
+=======
+@pytest.fixture(scope="module")
+def birds(tmp_path_factory):
+    from ganlib.data import open_dataset, synthbirds
+
+    root = tmp_path_factory.mktemp("birds")
+    synthbirds.generate(root, n=400, size=32, seed=3, verbose=False)
+    return open_dataset("synthbirds", root=root, split="train"), open_dataset("synthbirds", root=root, split="test")
+
+
+def test_short_training_lowers_the_fid_analogue(birds):
+    """60 steps of the tiny HDGAN (side outputs 16 and 32 px, no EMA) on SynthBirds lower the
+    FID analogue of its 32 px images on 100 test captions. Measured (TensorFlow, this set-up):
+    914 untrained -> 386 after 60 steps (189 after 100). The VS similarity of the images with
+    their captions needs longer runs: -0.03 untrained, -0.03 after 60 steps, 0.08 after 300
+    steps (4 x 75)."""
+    from ganlib.evaluation import evaluate_model
+
+    train, test = birds
+    enable_determinism(0)
+    model = hdgan.HDGAN(TINY)
+    model.compile()
+    before = evaluate_model(model, test, n=100)
+    model.fit(hdgan.SPEC.batch(TINY).pipeline(train, TINY.batch_size, tokenizer=model.tokenizer),
+              steps_per_epoch=60, epochs=1, verbose=0)
+    after = evaluate_model(model, test, n=100)
+    print(f"FID analogue {before['fid']:.1f} -> {after['fid']:.1f}; VS {before['vs']:.3f} -> {after['vs']:.3f}")
+    assert after["fid"] < 0.7 * before["fid"], (before, after)
+>>>>>>> vs

@@ -155,3 +155,17 @@ def test_vs_model_trains_with_the_given_ranking_loss():
     assert calls == [0.2]
     expected = float(losses.bidirectional_ranking_loss(y["image"], y["sentence"], 0.2))
     assert float(vs.VS(vs.Config.fast()).compute_loss(y_pred=y)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_cli_pretrain_vs_calls_train_vs(monkeypatch):
+    from ganlib import cli
+
+    calls = {}
+    monkeypatch.setattr(pretrain, "train_vs", lambda out, **kw: calls.update(out=out, **kw))
+    args = cli.build_parser().parse_args(["pretrain", "vs", "--out", "o", "--epochs", "2", "--resume"])
+    assert args.run(args) == 0
+    assert (calls["out"], calls["data"], calls["preset"], calls["epochs"], calls["resume"]) == \
+        ("o", "synthbirds", "fast", 2, True)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="preset must be one of"):
+        pretrain.train_vs("unused", preset="coco")

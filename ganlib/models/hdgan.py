@@ -41,6 +41,11 @@ patch map (`ganlib.losses.least_squares`).
 
 `Config.paper()` is the birds HDGAN_256 setting of the reference (`train_birds.sh`,
 `train_worker.py`); its parameter counts equal the reference networks' (tests/test_hdgan.py).
+
+**Evaluation.** HDGAN's visual-semantic similarity of generated images and their captions is
+`ganlib.metrics.vs_similarity` with a VS model (`ganlib.models.vs`, pretrained by `ganlib
+pretrain vs`; on SynthBirds the shipped one), reported as `vs` / `vs_std` in `metrics.json`;
+its MS-SSIM is `ganlib.metrics.ms_ssim`.
 """
 
 from dataclasses import dataclass

@@ -1,11 +1,11 @@
 r"""HDGAN's visual-semantic (VS) similarity model (Zhang, Xie, Yang, CVPR 2018).
 
 HDGAN introduces "a new visual-semantic similarity measure to evaluate the semantic
-consistency of generated images" (paper, abstract). In the reference code (``Evaluation/
-compute_neudist_score.sh``) it is a separate embedding model: an image feature and the caption's sentence embedding are each
-projected linearly into one space and L2-normalised; the VS similarity of a pair is
-the cosine (dot product) of the two vectors, reported as mean and std over the test
-set. The two projections are trained with the bidirectional ranking loss
+consistency of generated images" (paper, abstract). In the reference code
+(``Evaluation/compute_neudist_score.sh``) it is a separate embedding model: an image
+feature and the caption's sentence embedding are each projected linearly into one
+space and L2-normalised; the VS similarity of a pair is the cosine (dot product) of
+the two vectors, reported as mean and std over the test set. The two projections are trained with the bidirectional ranking loss
 (:func:`ganlib.losses.bidirectional_ranking_loss`, margin 0.2): each image must score
 its own caption above the batch's other captions by the margin, and each caption its
 own image.
