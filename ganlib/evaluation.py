@@ -12,7 +12,7 @@ images:
   for text-conditioned models also AttnGAN's R-precision (`r_precision`, `r_precision_std`:
   each image's caption against 99 mismatched ones, mean and std over 10 folds) with the
   shipped SynthBirds DAMSM (`ganlib.metrics.damsm_r_precision`), and HDGAN's visual-semantic
-  similarity (`vs`, `vs_std`: mean and std of the cosine of each image and its caption) with the
+  similarity (`vs_similarity`, `vs_similarity_std`: mean and std of the cosine of each image and its caption) with the
   shipped SynthBirds VS model (`ganlib.metrics.vs_similarity`);
 * street scenes (SynthStreets, Cityscapes; label-map models): pixel accuracy and mean IoU of a
   segmentation network on the generated images against their input label maps, and an FID
@@ -97,7 +97,7 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
     if model.condition.kind in ("text", "words"):
         record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(fakes, sample["captions"],
                                                                                      seed=seed)
-        record["vs"], record["vs_std"] = metrics.vs_similarity(fakes, sample["captions"])
+        record["vs_similarity"], record["vs_similarity_std"] = metrics.vs_similarity(fakes, sample["captions"])
     return {k: float(v) for k, v in record.items()}
 
 

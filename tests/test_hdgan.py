@@ -168,6 +168,6 @@ def test_short_training_lowers_the_fid_analogue(birds):
     model.fit(hdgan.SPEC.batch(TINY).pipeline(train, TINY.batch_size, tokenizer=model.tokenizer),
               steps_per_epoch=60, epochs=1, verbose=0)
     after = evaluate_model(model, test, n=100)
-    print(f"FID analogue {before['fid']:.1f} -> {after['fid']:.1f}; VS {before['vs']:.3f} -> {after['vs']:.3f}")
+    print(f"FID analogue {before['fid']:.1f} -> {after['fid']:.1f}; VS {before['vs_similarity']:.3f} -> {after['vs_similarity']:.3f}")
     assert after["fid"] < 0.7 * before["fid"], (before, after)
 >>>>>>> vs

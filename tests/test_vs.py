@@ -120,7 +120,7 @@ def birds_test(tmp_path_factory):
 
 def test_shipped_vs_scores_real_pairs_far_above_mismatched_ones(birds_test):
     """Real test images (unseen species) with their captions against the same images with the
-    caption of a bird of another species; `evaluate_model`'s `vs` / `vs_std` of a 'generator'
+    caption of a bird of another species; `evaluate_model`'s `vs_similarity` / `vs_similarity_std` of a 'generator'
     returning the real images are the same numbers. Measured (TensorFlow, the shipped model):
     0.462 +- 0.137, mismatched -0.001 (150 images; 0.465 vs -0.022 on all 1500 of the default
     test split, pretrained.json)."""
@@ -137,7 +137,7 @@ def test_shipped_vs_scores_real_pairs_far_above_mismatched_ones(birds_test):
     replay = _Replay(sample["images"])
     replay.seed0 = 0
     record = evaluation.evaluate_model(replay, birds_test, n=150, seed=0)
-    assert (record["vs"], record["vs_std"]) == (mean, std)
+    assert (record["vs_similarity"], record["vs_similarity_std"]) == (mean, std)
 
 
 def test_vs_model_trains_with_the_given_ranking_loss():

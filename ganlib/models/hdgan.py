@@ -44,7 +44,7 @@ patch map (`ganlib.losses.least_squares`).
 
 **Evaluation.** HDGAN's visual-semantic similarity of generated images and their captions is
 `ganlib.metrics.vs_similarity` with a VS model (`ganlib.models.vs`, pretrained by `ganlib
-pretrain vs`; on SynthBirds the shipped one), reported as `vs` / `vs_std` in `metrics.json`;
+pretrain vs`; on SynthBirds the shipped one), reported as `vs_similarity` / `vs_similarity_std` in `metrics.json`;
 its MS-SSIM is `ganlib.metrics.ms_ssim`.
 """
 
