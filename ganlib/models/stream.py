@@ -420,7 +420,7 @@ def load_pretrained(path=None):
         meta = json.load(f)
     config = Config(**meta["config"])
     tokenizer = Tokenizer.load(os.path.join(path, "vocab.txt"), max_words=config.max_words)
-    model = Stream(config, vocabulary_size=tokenizer.vocabulary_size)
+    model = Stream(config, vocabulary_size=tokenizer.vocabulary_size, name="stream")   # a helper's name
     model.build()
     model.load_weights(os.path.join(path, WEIGHTS_FILE))
     model.trainable = False
