@@ -116,7 +116,6 @@ def test_discriminator_loss_is_the_sum_of_pair_and_local_losses_over_scales():
     assert float(total) == pytest.approx(expected, rel=1e-4)
 
 
-<<<<<<< HEAD
 def test_hooks_replace_the_side_output_head_and_the_branch_losses():
     """Lesson 05 builds G with the student's side-output head and scores D with the student's
     pair and local losses: the model calls what it is given, at every side output."""
@@ -142,7 +141,7 @@ def test_hooks_replace_the_side_output_head_and_the_branch_losses():
     images = model.generator([noise["z"], ops.convert_to_numpy(e), noise["eps"]])
     assert float(ops.max(images[1])) > 1.0   # no tanh: the student's head, not the library's
 
-=======
+
 @pytest.fixture(scope="module")
 def birds(tmp_path_factory):
     from ganlib.data import open_dataset, synthbirds
@@ -168,6 +167,6 @@ def test_short_training_lowers_the_fid_analogue(birds):
     model.fit(hdgan.SPEC.batch(TINY).pipeline(train, TINY.batch_size, tokenizer=model.tokenizer),
               steps_per_epoch=60, epochs=1, verbose=0)
     after = evaluate_model(model, test, n=100)
-    print(f"FID analogue {before['fid']:.1f} -> {after['fid']:.1f}; VS {before['vs_similarity']:.3f} -> {after['vs_similarity']:.3f}")
+    print(f"FID analogue {before['fid']:.1f} -> {after['fid']:.1f}; "
+          f"VS {before['vs_similarity']:.3f} -> {after['vs_similarity']:.3f}")
     assert after["fid"] < 0.7 * before["fid"], (before, after)
->>>>>>> vs
