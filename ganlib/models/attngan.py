@@ -144,7 +144,8 @@ class Config(PaperConfig):
     def validate(self):
         """Raise ValueError naming the field when the config cannot build the networks."""
         if self.conditioning != "words":
-            raise ValueError(f"AttnGAN is conditioned on words: conditioning must be 'words', got "
+            model = type(self).__module__.rsplit(".", 1)[-1]   # attngan, or a model built on it (mirrorgan)
+            raise ValueError(f"{model} is conditioned on words: conditioning must be 'words', got "
                              f"{self.conditioning!r}.")
         if self.branches < 1:
             raise ValueError(f"branches must be >= 1, got {self.branches}.")
