@@ -128,21 +128,14 @@ def _stubs(args):
 def _pretrain(args):
     from ganlib import pretrain
 
-    if args.network == "stream":
+    if args.network in ("stream", "vs"):
         if args.preset == "coco":
-            raise ValueError("pretrain stream: --preset must be fast or paper (coco is a DAMSM preset)")
-        pretrain.train_stream(args.out, data=args.data, root=args.root,
-                              preset=args.preset or ("fast" if args.data == "synthbirds" else "paper"),
-                              epochs=args.epochs, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
-                              seed=args.seed, backbone_weights=args.backbone_weights)
-        return 0
-    if args.network == "vs":
-        if args.preset == "coco":
-            raise ValueError("pretrain vs: --preset must be fast or paper (coco is a DAMSM preset)")
-        pretrain.train_vs(args.out, data=args.data, root=args.root,
-                          preset=args.preset or ("fast" if args.data == "synthbirds" else "paper"),
-                          epochs=args.epochs, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
-                          seed=args.seed, backbone_weights=args.backbone_weights)
+            raise ValueError(f"pretrain {args.network}: --preset must be fast or paper (coco is a DAMSM preset)")
+        train = {"stream": pretrain.train_stream, "vs": pretrain.train_vs}[args.network]
+        train(args.out, data=args.data, root=args.root,
+              preset=args.preset or ("fast" if args.data == "synthbirds" else "paper"),
+              epochs=args.epochs, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
+              seed=args.seed, backbone_weights=args.backbone_weights)
         return 0
     if args.network == "segmenter":
         data = "synthstreets" if args.data == "synthbirds" else args.data

@@ -11,24 +11,16 @@ mean +- std: :func:`damsm_r_precision` returns the same pair
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ganlib.metrics.images import as_model_images
+from ganlib.metrics.loaded import pretrained
 from ganlib.metrics.scores import r_precision_folds
-
-_LOADED = {}
 
 
 def load_damsm(path=None):
     """``(model, tokenizer)`` of a DAMSM folder (None: the shipped SynthBirds DAMSM), loaded once."""
-    key = None if path is None else os.path.abspath(os.fspath(path))
-    if key not in _LOADED:
-        from ganlib.models.damsm import load_pretrained
-
-        _LOADED[key] = load_pretrained(path)
-    return _LOADED[key]
+    return pretrained("damsm", path)
 
 
 def damsm_codes(images, captions, model, tokenizer, batch_size=250):

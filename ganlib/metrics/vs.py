@@ -10,23 +10,15 @@ and the test set's mean and standard deviation are reported, as the reference's
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ganlib.metrics.images import as_model_images
-
-_LOADED = {}
+from ganlib.metrics.loaded import pretrained
 
 
 def load_vs(path=None):
     """``(model, tokenizer)`` of a VS folder (None: the shipped SynthBirds model), loaded once."""
-    key = None if path is None else os.path.abspath(os.fspath(path))
-    if key not in _LOADED:
-        from ganlib.models.vs import load_pretrained
-
-        _LOADED[key] = load_pretrained(path)
-    return _LOADED[key]
+    return pretrained("vs", path)
 
 
 def vs_vectors(images, captions_or_tokens, model, tokenizer=None, batch_size=128):
