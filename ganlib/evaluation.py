@@ -13,7 +13,9 @@ images:
   each image's caption against 99 mismatched ones, mean and std over 10 folds) with the
   shipped SynthBirds DAMSM (`ganlib.metrics.damsm_r_precision`), and HDGAN's visual-semantic
   similarity (`vs_similarity`, `vs_similarity_std`: mean and std of the cosine of each image and its caption) with the
-  shipped SynthBirds VS model (`ganlib.metrics.vs_similarity`);
+  shipped SynthBirds VS model (`ganlib.metrics.vs_similarity`), and for a model with a STREAM
+  captioner (MirrorGAN) `bleu4`: corpus BLEU-4 of the captioner's greedy captions of the images
+  against the captions they were generated from (`stream_bleu4`);
 * street scenes (SynthStreets, Cityscapes; label-map models): pixel accuracy and mean IoU of a
   segmentation network on the generated images against their input label maps, and an FID
   analogue on its features (`evaluate_label_maps`);
@@ -98,7 +100,25 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
         record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(fakes, sample["captions"],
                                                                                      seed=seed)
         record["vs_similarity"], record["vs_similarity_std"] = metrics.vs_similarity(fakes, sample["captions"])
+        captioner = next((h for h in getattr(model, "auxiliaries", ()) if h.name == "stream"), None)
+        if captioner is not None:
+            record["bleu4"] = stream_bleu4(fakes, sample["captions"], captioner, model.tokenizer)
     return {k: float(v) for k, v in record.items()}
+
+
+def stream_bleu4(images, captions, captioner, tokenizer, batch_size=128):
+    """BLEU-4 of a STREAM captioner's greedy captions of `images` ([-1, 1], resized bilinearly to its
+    input as MirrorGAN's STREAM loss does) against `captions` (one reference each); both sides pass
+    through `tokenizer` (`ganlib.metrics.corpus_bleu`'s cumulative BLEU-4)."""
+    from keras import ops
+
+    size = int(captioner.config.image_size)
+    images = np.asarray(images, "float32")
+    if images.shape[1:3] != (size, size):
+        images = ops.convert_to_numpy(ops.image.resize(images, (size, size), interpolation="bilinear"))
+    hypotheses = tokenizer.decode(captioner.caption(images, batch_size=batch_size))
+    references = [[r] for r in tokenizer.decode(tokenizer(list(captions)))]
+    return metrics.corpus_bleu(references, hypotheses)["bleu4"]
 
 
 def label_map_sample(dataset, n, size, seed=0):

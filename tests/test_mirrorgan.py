@@ -184,11 +184,12 @@ def test_converted_reference_generator_gives_the_reference_outputs():
 
 def test_short_training_lowers_the_fid_analogue(birds, helpers):
     """100 steps of a tiny MirrorGAN (16/32 px, lr 1e-3) on SynthBirds, with the shipped DAMSM and
-    STREAM in the loss, lower the FID analogue of its 32 px images (2 shared cores: TensorFlow
-    778 -> 417, PyTorch 593 -> 410). lambda is 0.1 here, not the reference's 10: the shipped
-    STREAM's caption loss hardly depends on the image (README), and at lambda 10 its gradient
-    slows this short run (778 -> 536 on TensorFlow at lr 5e-4, 593 -> 521 on PyTorch). This shows
-    the objective with the STREAM term trains, not that redescription helps."""
+    STREAM in the loss, lower the FID analogue of its 32 px images (2 shared cores, TensorFlow:
+    778 -> 246 with the STREAM on the DAMSM's frozen CNN; 778 -> 417 with the earlier one, PyTorch
+    593 -> 410). lambda is 0.1 here, not the reference's 10: with the earlier STREAM, whose caption
+    loss ignored the image, lambda 10 slowed this short run (778 -> 536 on TensorFlow at lr 5e-4,
+    593 -> 521 on PyTorch). This shows the objective with the STREAM term trains, not that
+    redescription helps."""
     from ganlib.evaluation import evaluate_model
 
     train, test = birds
