@@ -35,15 +35,6 @@ def tiny():
     return A.AttnGAN(TINY, damsm=tiny_damsm())
 
 
-@pytest.fixture(scope="module")
-def birds(tmp_path_factory):
-    from ganlib.data import open_dataset, synthbirds
-
-    root = tmp_path_factory.mktemp("birds")
-    synthbirds.generate(root, n=400, size=32, seed=3, verbose=False)
-    return open_dataset("synthbirds", root=root, split="train"), open_dataset("synthbirds", root=root, split="test")
-
-
 def bce_np(x, z):
     x = np.asarray(x, np.float64)
     return np.mean(z * np.logaddexp(0, -x) + (1 - z) * np.logaddexp(0, x))

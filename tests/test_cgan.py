@@ -18,15 +18,6 @@ TINY = cgan.Config.fast().replace(image_size=16, z_dim=16, proj_dim=32, ngf=16, 
                                   lr=1e-3, lr_decay_every=0, eval_samples=100, ema_decay=0.0)
 
 
-@pytest.fixture(scope="module")
-def birds(tmp_path_factory):
-    from ganlib.data import open_dataset, synthbirds
-
-    root = tmp_path_factory.mktemp("birds")
-    synthbirds.generate(root, n=400, size=32, seed=3, verbose=False)
-    return open_dataset("synthbirds", root=root, split="train"), open_dataset("synthbirds", root=root, split="test")
-
-
 def test_replicate_concat_values_and_serialisation():
     h = np.arange(2 * 2 * 3 * 4, dtype="float32").reshape(2, 2, 3, 4)
     c = np.array([[10.0, 20.0], [30.0, 40.0]], "float32")

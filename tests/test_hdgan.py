@@ -142,15 +142,6 @@ def test_hooks_replace_the_side_output_head_and_the_branch_losses():
     assert float(ops.max(images[1])) > 1.0   # no tanh: the student's head, not the library's
 
 
-@pytest.fixture(scope="module")
-def birds(tmp_path_factory):
-    from ganlib.data import open_dataset, synthbirds
-
-    root = tmp_path_factory.mktemp("birds")
-    synthbirds.generate(root, n=400, size=32, seed=3, verbose=False)
-    return open_dataset("synthbirds", root=root, split="train"), open_dataset("synthbirds", root=root, split="test")
-
-
 def test_short_training_lowers_the_fid_analogue(birds):
     """60 steps of the tiny HDGAN (side outputs 16 and 32 px, no EMA) on SynthBirds lower the
     FID analogue of its 32 px images on 100 test captions. Measured (TensorFlow, this set-up):

@@ -19,13 +19,8 @@ TINY = sgpp.Config.fast().replace(image_size=32, branches=2, z_dim=16, ca_dim=32
 
 
 @pytest.fixture(scope="module")
-def birds(tmp_path_factory):
-    from ganlib.data import open_dataset, synthbirds
-
-    root = tmp_path_factory.mktemp("birds")
-    synthbirds.generate(root, n=400, size=32, seed=3, verbose=False)
-    return (root, open_dataset("synthbirds", root=root, split="train"),
-            open_dataset("synthbirds", root=root, split="test"))
+def birds(tiny_birds_root, birds):   # conftest's birds, with the root for `ganlib train --root`
+    return (tiny_birds_root, *birds)
 
 
 @pytest.fixture(scope="module")
