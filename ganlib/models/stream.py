@@ -40,7 +40,6 @@ the reference's target, the real words only (``end_token=False``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 
@@ -49,6 +48,7 @@ import numpy as np
 from keras import layers, ops
 
 from ganlib.losses import caption_cross_entropy  # noqa: F401  (STREAM's loss, re-exported)
+from ganlib.models import folders
 from ganlib.models.damsm import LSTMCell, small_backbone
 from ganlib.text import Tokenizer
 
@@ -421,12 +421,8 @@ class Stream(keras.Model):
 # --------------------------------------------------------------------------- #
 def save(model, tokenizer, out, extra=None):
     """Write ``stream.weights.h5``, ``config.json`` and ``vocab.txt`` to ``out``."""
-    os.makedirs(out, exist_ok=True)
+    folders.write(out, model.config, tokenizer, extra)
     model.save_weights(os.path.join(out, WEIGHTS_FILE))
-    tokenizer.save(os.path.join(out, "vocab.txt"))
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump({"config": model.config.to_dict(), "vocabulary_size": tokenizer.vocabulary_size,
-                   **(extra or {})}, f, indent=1)
 
 
 def load_pretrained(path=None):
@@ -440,16 +436,9 @@ def load_pretrained(path=None):
         ``(model, tokenizer)``.
     """
     path = ASSET_DIR if path is None else os.fspath(path)
-    for name in (WEIGHTS_FILE, "config.json", "vocab.txt"):
-        if not os.path.isfile(os.path.join(path, name)):
-            raise FileNotFoundError(f"STREAM folder {path} lacks {name} (expected the output of "
-                                    f"`ganlib pretrain stream --out DIR`)")
-    with open(os.path.join(path, "config.json")) as f:
-        meta = json.load(f)
-    config = Config(**meta["config"])
-    tokenizer = Tokenizer.load(os.path.join(path, "vocab.txt"), max_words=config.max_words)
+    config, tokenizer, weights = folders.read(path, WEIGHTS_FILE, Config, "stream")
     model = Stream(config, vocabulary_size=tokenizer.vocabulary_size, name="stream")   # a helper's name
     model.build()
-    model.load_weights(os.path.join(path, WEIGHTS_FILE))
+    model.load_weights(weights)
     model.trainable = False
     return model, tokenizer

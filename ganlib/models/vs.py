@@ -42,7 +42,6 @@ Differences from the reference:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 
@@ -50,6 +49,7 @@ import keras
 from keras import layers, ops
 
 from ganlib.losses import bidirectional_ranking_loss
+from ganlib.models import folders
 
 WEIGHTS_FILE = "vs.weights.h5"
 #: the shipped SynthBirds VS model (``ganlib pretrain vs --data synthbirds --out`` this folder)
@@ -239,10 +239,7 @@ def save(model, tokenizer, out, extra=None):
     fresh.build()
     fresh.set_weights(model.get_weights())
     fresh.save_weights(os.path.join(out, WEIGHTS_FILE))
-    tokenizer.save(os.path.join(out, "vocab.txt"))
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump({"config": model.config.to_dict(), "vocabulary_size": tokenizer.vocabulary_size,
-                   **(extra or {})}, f, indent=1)
+    folders.write(out, model.config, tokenizer, extra)
 
 
 def load_pretrained(path=None):
@@ -257,26 +254,14 @@ def load_pretrained(path=None):
         ValueError: the config or the weights do not fit.
     """
     from ganlib.encoders import build_sentence_encoder
-    from ganlib.text import Tokenizer
 
     path = SHIPPED if path is None else os.fspath(path)
-    for name in (WEIGHTS_FILE, "config.json", "vocab.txt"):
-        if not os.path.isfile(os.path.join(path, name)):
-            raise FileNotFoundError(f"VS model folder {path}: missing {name} (write it with "
-                                    f"`ganlib pretrain vs --out {path}`)")
-    with open(os.path.join(path, "config.json")) as f:
-        info = json.load(f)
-    fields = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(info["config"]) - fields)
-    if unknown:
-        raise ValueError(f"{os.path.join(path, 'config.json')}: unknown VS config fields {unknown}")
-    config = dataclasses.replace(Config(**info["config"]), backbone_weights=None)   # all weights are in the file
-    tokenizer = Tokenizer.load(os.path.join(path, "vocab.txt"), max_words=config.max_words)
+    config, tokenizer, weights = folders.read(path, WEIGHTS_FILE, Config, "vs")
+    config = dataclasses.replace(config, backbone_weights=None)   # all weights are in the file
     encoder = (build_sentence_encoder(tokenizer.vocabulary_size, embed_dim=config.sentence_dim)
                if config.text == "sentence_encoder" else None)
     model = VS(config, sentence_encoder=encoder)
     model.build()
-    weights = os.path.join(path, WEIGHTS_FILE)
     try:
         model.load_weights(weights)
     except ValueError as error:
