@@ -275,7 +275,7 @@ def test_gan_int_cls_learns_on_synthbirds(birds, tmp_path):
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
-    from test_training import LinearGAN, build_linear, linear_setup, one_batch
+    from test_training import build_linear, linear_setup, one_batch
 
     weights, batch = linear_setup(0)
     model = build_linear(weights, lr_d=1e30, lr_g=1e30)  # diverges within a few steps

@@ -4,6 +4,11 @@ repository (numpy only, fast) and on the real lessons.
 The demo lesson has four visible graded tests worth 1, 2, 3 and 4 points and one
 hidden test worth 1. Hostile submissions try to forge or steal their score; each
 must score exactly what its honest part earns, and leave the repository as it was.
+
+The grader's sandbox, scoring and bookkeeping do not depend on the Keras backend, so CI runs
+this file on TensorFlow only (`backend_neutral`); the graded tests it drives
+(tests/grading/, visible and hidden) run directly in every backend's suite, which is where
+each backend's values of the solutions are checked.
 """
 
 import hashlib
@@ -19,6 +24,8 @@ import pytest
 from ganlib.course import grading, stubs
 from ganlib.course import child as protocol
 from ganlib.course.static import free_answers
+
+pytestmark = pytest.mark.backend_neutral
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 REAL_CONFTEST = REPO_ROOT / "tests" / "grading" / "conftest.py"

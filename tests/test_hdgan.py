@@ -143,21 +143,23 @@ def test_hooks_replace_the_side_output_head_and_the_branch_losses():
 
 
 def test_short_training_lowers_the_fid_analogue(birds):
-    """60 steps of the tiny HDGAN (side outputs 16 and 32 px, no EMA) on SynthBirds lower the
-    FID analogue of its 32 px images on 100 test captions. Measured (TensorFlow, this set-up):
-    914 untrained -> 386 after 60 steps (189 after 100). The VS similarity of the images with
-    their captions needs longer runs: -0.03 untrained, -0.03 after 60 steps, 0.08 after 300
-    steps (4 x 75)."""
+    """100 steps of the tiny HDGAN (side outputs 16 and 32 px) on SynthBirds lower the FID analogue
+    of its 32 px images on 100 test captions, scored with the averaged generator (EMA 0.95). The raw
+    generator's FID swings from one checkpoint to the next at this size (TensorFlow, AMD EPYC AVX2,
+    seed 0, every 20 steps: 914 -> 691, 410, 457, 1212, 645, 194), the averaged one's does not
+    (914 -> 837, 627, 356, 324, 231, 218). The VS similarity of the images with their captions needs
+    longer runs: -0.03 untrained, 0.08 after 300 steps."""
     from ganlib.evaluation import evaluate_model
 
     train, test = birds
     enable_determinism(0)
-    model = hdgan.HDGAN(TINY)
+    config = TINY.replace(ema_decay=0.95)
+    model = hdgan.HDGAN(config)
     model.compile()
     before = evaluate_model(model, test, n=100)
-    model.fit(hdgan.SPEC.batch(TINY).pipeline(train, TINY.batch_size, tokenizer=model.tokenizer),
-              steps_per_epoch=60, epochs=1, verbose=0)
+    model.fit(hdgan.SPEC.batch(config).pipeline(train, config.batch_size, tokenizer=model.tokenizer),
+              steps_per_epoch=100, epochs=1, verbose=0)
     after = evaluate_model(model, test, n=100)
     print(f"FID analogue {before['fid']:.1f} -> {after['fid']:.1f}; "
           f"VS {before['vs_similarity']:.3f} -> {after['vs_similarity']:.3f}")
-    assert after["fid"] < 0.7 * before["fid"], (before, after)
+    assert after["fid"] < 0.5 * before["fid"], (before, after)

@@ -175,17 +175,16 @@ def test_converted_reference_generator_gives_the_reference_outputs():
 
 def test_short_training_lowers_the_fid_analogue(birds, helpers):
     """100 steps of a tiny MirrorGAN (16/32 px, lr 1e-3) on SynthBirds, with the shipped DAMSM and
-    STREAM in the loss, lower the FID analogue of its 32 px images (2 shared cores, TensorFlow:
-    778 -> 246 with the STREAM on the DAMSM's frozen CNN; 778 -> 417 with the earlier one, PyTorch
-    593 -> 410). lambda is 0.1 here, not the reference's 10: with the earlier STREAM, whose caption
-    loss ignored the image, lambda 10 slowed this short run (778 -> 536 on TensorFlow at lr 5e-4,
-    593 -> 521 on PyTorch). This shows the objective with the STREAM term trains, not that
-    redescription helps."""
+    STREAM in the loss at the reference's lambda = 10, lower the FID analogue of its 32 px images,
+    scored with the averaged generator (EMA 0.95; the raw one's FID swings from one checkpoint to
+    the next at this size). Measured (TensorFlow, AMD EPYC AVX2, seed 0, every 20 steps):
+    826 -> 643, 527, 234, 191, 263. This shows the objective with the STREAM term trains, not that
+    redescription helps (lesson 06 compares lambda = 10 with 0)."""
     from ganlib.evaluation import evaluate_model
 
     train, test = birds
     enable_determinism(0)
-    config = TINY.replace(caption_weight=0.1)
+    config = TINY.replace(caption_weight=10.0, ema_decay=0.95)
     model = M.MirrorGAN(config, damsm=helpers[0], stream=helpers[1])
     model.compile()
     before = evaluate_model(model, test, n=100)["fid"]
@@ -194,4 +193,4 @@ def test_short_training_lowers_the_fid_analogue(birds, helpers):
     after = evaluate_model(model, test, n=100)["fid"]
     print(f"FID analogue {before:.1f} -> {after:.1f}, last STREAM loss {history['cap_loss'][-1]:.3f}")
     assert np.isfinite(history["cap_loss"][-1])
-    assert after < 0.75 * before, (before, after)
+    assert after < 0.6 * before, (before, after)

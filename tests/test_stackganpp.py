@@ -8,7 +8,6 @@ import pytest
 from keras import ops
 
 from ganlib import callbacks as cb
-from ganlib import losses
 from ganlib import analysis
 from ganlib.models import stackganpp as sgpp
 from ganlib.training import enable_determinism
