@@ -27,6 +27,7 @@ def test_data_command_writes_the_cub_layout(data_root):
     assert len(lines) == 400
 
 
+@pytest.mark.end_to_end
 def test_train_resume_evaluate_sample(data_root, tmp_path):
     run = tmp_path / "run"
     common = ["train", "cgan", "--preset", "fast", "--root", str(data_root), "--out", str(run)]

@@ -341,6 +341,7 @@ def test_stage2_on_a_frozen_stage1_round_trip_and_resume(tmp_path):
 
 
 # ---------------------------------------------------------------------------- on SynthBirds
+@pytest.mark.end_to_end
 def test_ganlib_train_learns_stage1_then_stage2_and_resumes(birds, tmp_path):
     """`runs.train("stackgan")` on SynthBirds: RUN/stage1, then RUN/stage2 built on Stage-I's
     checkpoint, each with a checkpoint, sample grids and metrics.json, and each lowering the

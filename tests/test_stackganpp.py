@@ -292,6 +292,7 @@ def test_colour_regulariser_reduces_the_branch_mismatch(birds):
     assert mismatch[50.0] < 0.5 * mismatch[0.0], mismatch
 
 
+@pytest.mark.end_to_end
 def test_train_command_learns_on_synthbirds(birds, tmp_path):
     """`ganlib train stackganpp` (runs.train) on a tiny tree writes a run folder, and its
     short run lowers the FID analogue of the last branch's images (caption consistency
