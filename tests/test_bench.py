@@ -71,6 +71,7 @@ def test_train_step_flops_follow_the_step_equation_for_gan_int_cls():
     assert counted["uncounted"] == []
 
 
+@pytest.mark.backend_neutral   # what Keras builds is the same on every backend (shapes, dtypes, counts)
 @pytest.mark.parametrize("name", MODELS)
 def test_synthetic_batches_hold_what_the_pipeline_gives(name):
     model = bench.build_model(name, "fast")
@@ -92,6 +93,7 @@ def test_synthetic_batches_hold_what_the_pipeline_gives(name):
         assert 2 <= batch[key].min() and batch[key].max() < model.tokenizer.vocabulary_size
 
 
+@pytest.mark.backend_neutral   # what Keras builds is the same on every backend (shapes, dtypes, counts)
 def test_several_captions_per_embedding_give_token_blocks():
     """The paper preset averages 4 captions: 4 precomputed char-CNN-RNN embeddings per image (its
     text encoder), or 4 token rows with the SynthBirds encoder; wrong pairs are images."""
