@@ -134,9 +134,11 @@ class Config(PaperConfig):
     def fast(cls):
         """A classroom preset: 32x32 birds, G and D of width 64, the paper's text
         compression to 128, batch 32, a higher learning rate halved every 1200 steps
-        and an EMA generator (which steadies the samples of a short run); 3600 steps,
-        ~6 min on 2 idle CPU cores with TensorFlow (~1.2x the step time on JAX, ~2.8x
-        on PyTorch).
+        and an EMA generator (which steadies the samples of a short run); 3600 steps of
+        26.1 GFLOP: ~6 min on an earlier 2-core machine with TensorFlow (calibration not
+        recorded; ~1.2x the step time on JAX, ~2.8x on PyTorch), ~37 min on a 2-core AVX2
+        AMD EPYC at matmul calibration 70 GFLOP/s (`ganlib bench cgan`: 625 ms/step on
+        TensorFlow, 1.02x on JAX, 1.62x on PyTorch; README, leaderboard).
 
         The discriminator's width matters most for caption consistency: with ndf 32 it
         stalls at ~2.7x chance, because D can reject most mismatched captions by the
