@@ -24,7 +24,7 @@ import pathlib
 
 import pytest
 
-from ganlib.course.grading import SUBMISSION_ENV, open_submission
+from ganlib.course.grading import SUBMISSION_ENV, load_tests, open_submission
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -54,15 +54,51 @@ def exercises_path(test_path):
     return root / "solutions" / lesson_of(test_path) / "exercises.py"
 
 
+GRADING_DIR = pathlib.Path(__file__).resolve().parent
+
+
+def lesson_files(test_path):
+    """The visible and hidden graded files of `test_path`'s lesson that exist (`ganlib grade`
+    grades both against one child process, and so does pytest)."""
+    name = pathlib.Path(test_path).name
+    return [path for path in (GRADING_DIR / name, GRADING_DIR / "hidden" / name) if path.is_file()]
+
+
+def pytest_collection_modifyitems(items):
+    """Put each lesson's visible and hidden graded tests next to each other (visible first,
+    each file's tests in their order), where the graded tests were, so that one child process
+    serves both files instead of one starting per file."""
+    places = [i for i, item in enumerate(items)
+              if GRADING_DIR in pathlib.Path(item.path).resolve().parents]
+    graded = sorted((items[i] for i in places),
+                    key=lambda item: (lesson_of(item.path), "hidden" in pathlib.Path(item.path).parts))
+    for i, item in zip(places, graded):
+        items[i] = item
+
+
+@pytest.fixture(scope="session")
+def _open_submissions():
+    """The one open submission (a child process), keyed by exercises file and lesson."""
+    opened = {}
+    yield opened
+    for submission in opened.values():
+        submission.close()
+
+
 @pytest.fixture(scope="module")
-def _submission(request):
-    with open_submission(exercises_path(request.path), [request.module],
-                         timeout=120.0, total_timeout=1800.0) as submission:
-        yield submission
+def _submission(request, _open_submissions):
+    key = (exercises_path(request.path), lesson_of(request.path))
+    if key not in _open_submissions:
+        for submission in _open_submissions.values():   # the previous lesson's is done
+            submission.close()
+        _open_submissions.clear()
+        modules = [load_tests(path) for path in lesson_files(request.path)] or [request.module]
+        _open_submissions[key] = open_submission(key[0], modules, timeout=120.0, total_timeout=1800.0)
+    return _open_submissions[key]
 
 
 @pytest.fixture
 def exercises(_submission):
-    """The exercises under test, one child process per test file."""
+    """The exercises under test, one child process per lesson (its visible and hidden files)."""
     _submission.begin_test()
     return _submission
