@@ -8,11 +8,11 @@ to read the caption back from it. MirrorGAN has three modules:
   (`ganlib.models.damsm`) gives the word features $w$ and the sentence feature $s$;
   conditioning augmentation $F^{ca}$ turns $s$ into $s_{ca}$.
 * **GLAM** (global-local collaborative attention): AttnGAN's cascade of generators,
-  where every later stage looks at the *words* (local attention $Att^w$, paper Eq. (4),
+  where every later stage looks at the *words* (local attention $Att^w$, Eq. (4),
   `ganlib.layers.WordAttention`) **and** at the *sentence* (global attention
-  $Att^s = (V s_{ca}) \circ \mathrm{softmax}(f \circ V s_{ca})$, paper Eq. (5),
+  $Att^s = (V s_{ca}) \circ \mathrm{softmax}(f \circ V s_{ca})$, Eq. (5),
   `ganlib.layers.SentenceAttention`; the equation numbers are those the reference's
-  `GLAttention.py` gives them):
+  `GLAttention.py` gives them in its comments, not checked against the paper's text):
 
   $$f_0 = F_0(z, s_{ca}),\qquad f_i = F_i\big(f_{i-1}, F^{att}_i(f_{i-1}, w, s_{ca})\big),
   \qquad I_i = G_i(f_i).$$

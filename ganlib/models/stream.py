@@ -1,4 +1,4 @@
-r"""STREAM: MirrorGAN's image captioner (Qiao et al. 2019, Sec. 3.3, "STREAM").
+r"""STREAM: MirrorGAN's image captioner (Qiao et al. 2019, the paper's "STREAM" module).
 
 MirrorGAN closes a text -> image -> text loop: a captioner pretrained on real
 images, then frozen, re-describes each generated image, and the generator is

@@ -147,7 +147,7 @@ def side_output(h, size):
 
 
 # Exercise 5 (reflection; 3 points, graded by the instructor: `ganlib grade` gives it no score).
-# The notebook's section "Ablation (a): where does the adversarial signal enter?" trained HDGAN
+# The notebook's section 6 ("Ablations in miniature", ablation (a)) trained HDGAN
 # twice from the same seed and for the same steps: with a discriminator at every side output, and
 # with one at the largest side output only (`top-only`), and printed the FID analogue and caption
 # consistency of the largest output of each. In 4 to 8 sentences: what does a discriminator at a
