@@ -9,7 +9,9 @@ makes one image for each of `n` fixed test captions (unseen species), and every 
 images are scored against the same real images at one size (`--size`, 64 px: smaller
 outputs are enlarged to it, bicubic), so that a 32-px GAN-INT-CLS and a 64-px StackGAN++
 are compared as images of the same size. The table gives the FID and Inception-Score
-analogues, caption consistency against chance, the steps, the output size and the wall
+analogues, caption consistency against chance, AttnGAN's R-precision with the shipped
+SynthBirds DAMSM (each image's caption against 99 mismatched ones; chance 0.01), HDGAN's
+VS similarity with the shipped VS model, the steps, the output size and the wall
 time of training (periodic evaluations included), with the machine's calibration
 figure (`ganlib.bench.calibration_gflops`) so that minutes from different machines can
 be compared. Results go to `OUT/leaderboard.json` and a markdown table to stdout.
@@ -25,7 +27,7 @@ import numpy as np
 from ganlib import models
 
 COLUMNS = ("model", "steps", "image_size", "minutes", "fid", "inception_score", "caption_consistency",
-           "chance_consistency")
+           "chance_consistency", "r_precision", "vs_similarity")
 
 
 def enlarge(images, size):
@@ -41,13 +43,25 @@ def enlarge(images, size):
 
 def score(model, test_set, n=500, size=64, seed=0):
     """The leaderboard's metrics of a trained text model: its images for `n` test captions,
-    enlarged to `size`, against the same `n` real test images at `size`."""
+    enlarged to `size`, against the same `n` real test images at `size` (FID and IS analogues,
+    caption consistency), and with their captions (R-precision, VS similarity)."""
     from ganlib import evaluation, metrics
 
     sample = evaluation.real_sample(test_set, n, size, seed)
     fakes = enlarge(evaluation.generate_for(model, model.condition.of_sample(sample), seed), size)
+    return {k: float(v) for k, v in scores(fakes, sample, seed).items()}
+
+
+def scores(fakes, sample, seed=0):
+    """The leaderboard's metrics of `fakes` (N, size, size, 3) in [-1, 1], generated for the
+    captions of `sample` (`ganlib.evaluation.real_sample`)."""
+    from ganlib import metrics
+
     record = metrics.evaluate_images(fakes, sample["captions"], metrics.real_statistics(sample["images"]))
-    return {k: float(v) for k, v in record.items()}
+    record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(fakes, sample["captions"],
+                                                                                 seed=seed)
+    record["vs_similarity"], record["vs_similarity_std"] = metrics.vs_similarity(fakes, sample["captions"])
+    return record
 
 
 def run(names=models.TEXT_MODELS, out="runs/leaderboard", n=500, size=64, verbose=0):
@@ -98,15 +112,18 @@ def _save(out, rows, size, n):
 
 
 def format_row(row):
+    """One markdown row; a metric the row lacks (a row saved before it was measured) is "-"."""
     ratio = row["caption_consistency"] / row["chance_consistency"]
+    optional = [f"{row[key]:.3f}" if key in row else "-" for key in ("r_precision", "vs_similarity")]
     return (f"| {row['model']} | {row['steps']} | {row['image_size']} | {row['minutes']:.1f} | {row['fid']:.1f} "
             f"| {row['inception_score']:.2f} | {row['caption_consistency']:.3f} ({row['chance_consistency']:.3f}) "
-            f"| {ratio:.1f}x |")
+            f"| {ratio:.1f}x | {' | '.join(optional)} |")
 
 
 def table(rows):
-    head = ("| model | steps | output px | minutes | FID analogue | IS analogue | consistency (chance) | ratio |\n"
-            "|---|---|---|---|---|---|---|---|")
+    head = ("| model | steps | output px | minutes | FID analogue | IS analogue | consistency (chance) | ratio "
+            "| R-precision | VS |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head, *(format_row(r) for r in rows)])
 
 
