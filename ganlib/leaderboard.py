@@ -45,7 +45,7 @@ def score(model, test_set, n=500, size=64, seed=0):
     """The leaderboard's metrics of a trained text model: its images for `n` test captions,
     enlarged to `size`, against the same `n` real test images at `size` (FID and IS analogues,
     caption consistency), and with their captions (R-precision, VS similarity)."""
-    from ganlib import evaluation, metrics
+    from ganlib import evaluation
 
     sample = evaluation.real_sample(test_set, n, size, seed)
     fakes = enlarge(evaluation.generate_for(model, model.condition.of_sample(sample), seed), size)
