@@ -176,7 +176,8 @@ def build_parser():
     p = sub.add_parser("train", help="train a model; writes checkpoints, sample grids, metrics.json")
     p.add_argument("model", choices=MODELS)
     p.add_argument("--preset", choices=PRESETS, default="fast")
-    p.add_argument("--data", default="synthbirds", help="dataset name (default synthbirds)")
+    p.add_argument("--data", default=None, help="dataset name (default: synthstreets for pix2pixhd, "
+                   "synthbirds for the others)")
     p.add_argument("--root", default=None, help="dataset folder (default: the data root)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the preset's; per stage for "
                    "staged models: stackgan trains Stage-I, then Stage-II)")

@@ -41,11 +41,14 @@ def _write_info(out, **info):
     (out / "config.json").write_text(json.dumps({**info, "backend": keras.backend.backend()}, indent=1))
 
 
-def train(name="cgan", preset="fast", data="synthbirds", root=None, steps=None, out="runs/cgan",
+def train(name="cgan", preset="fast", data=None, root=None, steps=None, out="runs/cgan",
           resume=False, tensorboard=False, verbose=1, config_overrides=None, callbacks=(), variant=None,
           text_encoder=None,
           devices=None, coordinator=None, num_processes=None, process_id=None):
     """Train a model and write checkpoints, sample grids and metrics.json into `out`.
+
+    `data`: a dataset name (`ganlib.data.open_dataset`); None: the model's default
+    (`PaperSpec.default_data`: SynthStreets for pix2pixHD, SynthBirds for the text models).
 
     `text_encoder` (text models): "synthbirds", "char-cnn-rnn", "damsm" (the shipped
     SynthBirds DAMSM) or "damsm:DIR" (a DAMSM from `ganlib pretrain damsm --out DIR`,
@@ -75,6 +78,7 @@ def _train(name, preset, data, root, steps, out, resume, tensorboard, verbose, c
     from ganlib.data import open_dataset
 
     spec = models.get(name)
+    data = data or spec.default_data
     train_set = open_dataset(data, root=root, split="train")
     test_set = open_dataset(data, root=root, split="test")
     cfg = spec.make_config(preset, variant, **(config_overrides or {}))

@@ -186,3 +186,23 @@ def test_stages_carry_g1_and_the_discriminators_by_scale_and_freeze_g1():
     assert frozen and all(path.startswith("G1_") for path in frozen)
     joint = P.build(joint_cfg, previous=fixed)
     assert len(joint.G.trainable_weights) == len(joint.G.weights)
+
+
+@pytest.mark.end_to_end
+def test_train_without_a_dataset_trains_on_synthstreets(tmp_path):
+    """`ganlib train pix2pixhd --preset fast` (the README's command) needs no --data: a label-map
+    model's default dataset is SynthStreets (SynthBirds has no label maps). One step of a small
+    global generator; config.json names the dataset and the evaluation scores the generated
+    scenes with the segmenter."""
+    import json
+
+    from ganlib import models, runs
+
+    assert models.get("pix2pixhd").default_data == "synthstreets"
+    assert {models.get(name).default_data for name in models.TEXT_MODELS} == {"synthbirds"}
+    small = dict(netG="global", image_size=(32, 64), ngf=4, n_downsample_global=2, n_blocks_global=1, ndf=4,
+                 num_D=1, eval_samples=4)
+    runs.train("pix2pixhd", out=tmp_path, steps=1, verbose=0, config_overrides=small)
+    assert json.loads((tmp_path / "config.json").read_text())["data"] == "synthstreets"
+    record = json.loads((tmp_path / "metrics.json").read_text())[-1]
+    assert record["step"] == 1 and 0.0 <= record["pixel_accuracy"] <= 1.0 and 0.0 <= record["miou"] <= 1.0

@@ -123,6 +123,12 @@ class PaperSpec:
                              f"{sorted(self.config.__dataclass_fields__)}.")
         return cfg.replace(**overrides)
 
+    @property
+    def default_data(self):
+        """The dataset `ganlib train NAME` trains on without `--data`: SynthStreets for a
+        label-map model, SynthBirds for the others."""
+        return LABEL_MAP_DATASETS[0] if "label_map" in self.conditions else "synthbirds"
+
     def plan(self, config):
         """The runs of a training: `[(folder, config)]`, one per stage ("" for a single-stage model)."""
         return self.stages(config) if self.stages else [("", config)]
