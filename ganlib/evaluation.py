@@ -97,13 +97,20 @@ def evaluate_model(model, dataset, n=500, seed=0, batch_size=250, statistics_pat
     if model.condition.kind == "none":   # nothing asked for, so nothing to be consistent with
         record = {k: v for k, v in record.items() if k not in ("caption_consistency", "chance_consistency")}
     if model.condition.kind in ("text", "words"):
-        record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(fakes, sample["captions"],
-                                                                                     seed=seed)
-        record["vs_similarity"], record["vs_similarity_std"] = metrics.vs_similarity(fakes, sample["captions"])
+        record.update(text_metrics(fakes, sample["captions"], seed))
         captioner = next((h for h in getattr(model, "auxiliaries", ()) if h.name == "stream"), None)
         if captioner is not None:
             record["bleu4"] = stream_bleu4(fakes, sample["captions"], captioner, model.tokenizer)
     return {k: float(v) for k, v in record.items()}
+
+
+def text_metrics(images, captions, seed=0):
+    """The text-image metrics of images generated for `captions`: R-precision with the shipped
+    SynthBirds DAMSM and VS similarity with the shipped VS model, each with its std."""
+    record = {}
+    record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(images, captions, seed=seed)
+    record["vs_similarity"], record["vs_similarity_std"] = metrics.vs_similarity(images, captions)
+    return record
 
 
 def stream_bleu4(images, captions, captioner, tokenizer, batch_size=128):

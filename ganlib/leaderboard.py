@@ -26,10 +26,6 @@ import numpy as np
 
 from ganlib import models
 
-COLUMNS = ("model", "steps", "image_size", "minutes", "fid", "inception_score", "caption_consistency",
-           "chance_consistency", "r_precision", "vs_similarity")
-
-
 def enlarge(images, size):
     """Images (N, S, S, 3) in [-1, 1] resized (bicubic) to `size`, as float32."""
     from PIL import Image
@@ -55,13 +51,10 @@ def score(model, test_set, n=500, size=64, seed=0):
 def scores(fakes, sample, seed=0):
     """The leaderboard's metrics of `fakes` (N, size, size, 3) in [-1, 1], generated for the
     captions of `sample` (`ganlib.evaluation.real_sample`)."""
-    from ganlib import metrics
+    from ganlib import evaluation, metrics
 
     record = metrics.evaluate_images(fakes, sample["captions"], metrics.real_statistics(sample["images"]))
-    record["r_precision"], record["r_precision_std"] = metrics.damsm_r_precision(fakes, sample["captions"],
-                                                                                 seed=seed)
-    record["vs_similarity"], record["vs_similarity_std"] = metrics.vs_similarity(fakes, sample["captions"])
-    return record
+    return {**record, **evaluation.text_metrics(fakes, sample["captions"], seed)}
 
 
 def run(names=models.TEXT_MODELS, out="runs/leaderboard", n=500, size=64, verbose=0):

@@ -24,7 +24,7 @@ import pathlib
 
 import pytest
 
-from ganlib.course.grading import SUBMISSION_ENV, load_tests, open_submission
+from ganlib.course.grading import SUBMISSION_ENV, lesson_test_files, load_tests, open_submission
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -57,13 +57,6 @@ def exercises_path(test_path):
 GRADING_DIR = pathlib.Path(__file__).resolve().parent
 
 
-def lesson_files(test_path):
-    """The visible and hidden graded files of `test_path`'s lesson that exist (`ganlib grade`
-    grades both against one child process, and so does pytest)."""
-    name = pathlib.Path(test_path).name
-    return [path for path in (GRADING_DIR / name, GRADING_DIR / "hidden" / name) if path.is_file()]
-
-
 def pytest_collection_modifyitems(items):
     """Put each lesson's visible and hidden graded tests next to each other (visible first,
     each file's tests in their order), where the graded tests were, so that one child process
@@ -92,7 +85,8 @@ def _submission(request, _open_submissions):
         for submission in _open_submissions.values():   # the previous lesson's is done
             submission.close()
         _open_submissions.clear()
-        modules = [load_tests(path) for path in lesson_files(request.path)] or [request.module]
+        # the lesson's visible and hidden files, one child process for both as `ganlib grade` has
+        modules = [load_tests(path) for path, _ in lesson_test_files(key[1], REPO_ROOT)]
         _open_submissions[key] = open_submission(key[0], modules, timeout=120.0, total_timeout=1800.0)
     return _open_submissions[key]
 
