@@ -38,7 +38,11 @@ import time
 from ganlib.course import child as protocol
 
 CHILD_SCRIPT = pathlib.Path(protocol.__file__)
-_PASS_ENV = ("KERAS_BACKEND", "JAX_PLATFORMS", "CUDA_VISIBLE_DEVICES", "PATH", "LANG")
+# The grader's backend, device, compiler and thread settings reach the child (a grading
+# machine that runs one job per core sets one thread each); nothing else of its environment does.
+_PASS_ENV = ("KERAS_BACKEND", "JAX_PLATFORMS", "CUDA_VISIBLE_DEVICES", "PATH", "LANG", "XLA_FLAGS",
+             "JAX_THREEFRY_PARTITIONABLE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+             "TF_NUM_INTEROP_THREADS")
 
 
 class GradingTimeout(Exception):
