@@ -8,15 +8,6 @@ tests/test_hdgan.py: first step (compile) 41 s at the default level, 21 s at lev
 level 1; each later step 0.5 s at the default level and at level 1, 4.4 s at level 0 (whose
 unoptimised fused loops made that file's 100-step learning test take 458 s). A level given
 in XLA_FLAGS wins; the other flags there (CI's thread settings, say) are kept beside level 1.
-
-On JAX, every weight initialiser is a compiled `jax.random` call, one per new weight shape, and
-a tiny model has dozens of shapes. JAX's default "partitionable" threefry makes those compiles
-slow and size-dependent on CPU: one `jax.random.normal` of a new shape took 0.4-12 s (a
-(3, 3, 8, 16) kernel 7.7-12 s), 0.4-0.7 s with `JAX_THREEFRY_PARTITIONABLE=false` (jax 0.10.2,
-one thread, 2-core AMD EPYC). The tests use the non-partitionable threefry (a single device
-needs no partitioning; the draws differ, their distribution does not): building test_hdgan's
-two tiny HDGANs and generating (test_side_outputs_and_patch_maps_follow_the_config) took 84.8
--> 41.9 s of CPU. A value set in the environment wins.
 """
 
 import os
@@ -24,8 +15,6 @@ import os
 _xla_flags = os.environ.get("XLA_FLAGS", "")
 if "--xla_backend_optimization_level" not in _xla_flags:   # before jax / tensorflow load
     os.environ["XLA_FLAGS"] = f"{_xla_flags} --xla_backend_optimization_level=1".strip()
-
-os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
 
 import pytest  # noqa: E402
 
