@@ -16,6 +16,13 @@ _xla_flags = os.environ.get("XLA_FLAGS", "")
 if "--xla_backend_optimization_level" not in _xla_flags:   # before jax / tensorflow load
     os.environ["XLA_FLAGS"] = f"{_xla_flags} --xla_backend_optimization_level=1".strip()
 
+# JAX draws each weight initialiser's values with a compiled `jax.random` call per new shape.
+# With JAX's default partitionable threefry those compiles took 0.4-12 s each on CPU (jax 0.10.2,
+# one thread), 0.4-0.7 s with the non-partitionable one, which the tests use (their thresholds
+# are measured with it on JAX; the library leaves JAX's setting to the user). Measured, 2-core
+# AMD EPYC, the JAX suite without the model files, two paired runs one per core: 1005 -> 861 s CPU.
+os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
+
 import pytest  # noqa: E402
 
 

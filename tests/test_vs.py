@@ -69,7 +69,8 @@ def test_pretraining_lowers_the_ranking_loss_and_the_folder_loads(tmp_path):
     """Tiny VS model on 200 SynthBirds images (150 train / 50 test, 32 px), 3 epochs of 9 steps:
     the ranking loss of the 150 train images with their first captions falls, and their VS score
     with their own captions rises above the score with other species' captions. Measured
-    (TensorFlow): loss 71.3 untrained -> 38.4; matched - mismatched VS 0.001 -> 0.120."""
+    (TensorFlow): loss 71.3 untrained -> 38.4; matched - mismatched VS 0.001 -> 0.120 (JAX: 72.4 -> 39.0,
+    -0.031 -> 0.109)."""
     from ganlib.data import open_dataset, synthbirds
 
     root = synthbirds.generate(tmp_path / "sb", n=200, size=32, seed=0, verbose=False)
@@ -101,7 +102,8 @@ def test_pretraining_lowers_the_ranking_loss_and_the_folder_loads(tmp_path):
     assert model.config == TINY and loaded_tokenizer.vocabulary == tokenizer.vocabulary
     after, gap_after = scores(model)
     print(f"train images: ranking loss {before:.3f} -> {after:.3f}, VS gap {gap_before:.3f} -> {gap_after:.3f}")
-    assert after < 0.7 * before and gap_after > 0.06 and abs(gap_before) < 0.03
+    # the untrained gap is the initialisers' draw: -0.031 on JAX, 0.001 on TensorFlow
+    assert after < 0.7 * before and gap_after > 0.06 and gap_after - gap_before > 0.06 and abs(gap_before) < 0.05
     with pytest.raises(FileNotFoundError, match="vs.weights.h5"):
         vs.load_pretrained(tmp_path / "sb")
 
