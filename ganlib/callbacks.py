@@ -210,7 +210,8 @@ def format_record(record):
     parts = [f"step {record['step']}"]
     for key, label in (("fid", "FID"), ("inception_score", "IS"), ("caption_consistency", "consistency"),
                        ("chance_consistency", "chance"), ("r_precision", "R-precision"),
-                       ("vs_similarity", "VS")):
+                       ("vs_similarity", "VS"), ("pixel_accuracy", "pixel accuracy"),
+                       ("miou", "mIoU"), ("boundary_accuracy", "boundary accuracy"), ("touching_step", "touching step")):
         if key in record:
             parts.append(f"{label} {record[key]:.3f}")
     return " | ".join(parts)

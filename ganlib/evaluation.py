@@ -151,7 +151,9 @@ def label_map_sample(dataset, n, size, seed=0):
 def evaluate_label_maps(model, dataset, n=500, seed=0, batch_size=16):
     """pix2pixHD's protocol (its Table 1): a segmentation network run on the images generated
     from `n` test label maps, pixel accuracy and mean IoU against those label maps
-    (`ganlib.metrics.segmentation`), and an FID analogue on the segmenter's features."""
+    (`ganlib.metrics.segmentation`), and an FID analogue on the segmenter's features; with the
+    maps' instance ids, the accuracy on the boundaries between touching objects of one class and
+    the colour step G draws across them (`segmentation.boundary_scores`)."""
     from ganlib.metrics import segmentation
 
     size = tuple(model.config.image_size)
@@ -159,7 +161,8 @@ def evaluate_label_maps(model, dataset, n=500, seed=0, batch_size=16):
     fakes = np.concatenate([model.generate({"label": sample["label"][i:i + batch_size],
                                             "instance": sample["instance"][i:i + batch_size]}, seed=seed + i)
                             for i in range(0, len(sample["label"]), batch_size)])
-    record = {k: float(v) for k, v in segmentation.segmentation_scores(fakes, sample["label"]).items()}
+    record = {k: float(v) for k, v in segmentation.segmentation_scores(fakes, sample["label"],
+                                                                        instances=sample["instance"]).items()}
     stats_key = ("segmentation_statistics", id(dataset), n, size, seed)
     if stats_key not in _SAMPLES:
         real = sample["images"].astype("float32") / 127.5 - 1.0

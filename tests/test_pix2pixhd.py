@@ -206,3 +206,4 @@ def test_train_without_a_dataset_trains_on_synthstreets(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["data"] == "synthstreets"
     record = json.loads((tmp_path / "metrics.json").read_text())[-1]
     assert record["step"] == 1 and 0.0 <= record["pixel_accuracy"] <= 1.0 and 0.0 <= record["miou"] <= 1.0
+    assert {"boundary_accuracy", "touching_step"} <= set(record)   # NaN where the 4 maps have no touching cars

@@ -51,6 +51,57 @@ def test_scores_through_a_network():
     assert out["miou"] == pytest.approx((24 / 36 + 12 / 24) / 2)
 
 
+def test_boundary_scores_hand_made():
+    """Two cars side by side (ids 26001 | 26002, both label 26 = car, train id 13) on road:
+    the touching boundary is the column pair (1, 2) of rows 0-1; the car-road boundary does not count."""
+    labels = np.full((1, 3, 4), 26, np.uint8)
+    labels[0, 2] = 7                                                 # bottom row: road
+    instances = np.array([[[26001, 26001, 26002, 26002]] * 2 + [[7, 7, 7, 7]]], np.int32)
+    cols, rows = seg.touching_boundaries(labels, instances)
+    assert cols.sum() == 2 and cols[0, 0, 1] and cols[0, 1, 1] and rows.sum() == 0
+    images = np.full((1, 3, 4, 3), -1.0, np.float32)
+    images[0, :2, :2] = 0.0                                          # car 1 grey
+    images[0, :2, 2] = 0.6                                           # car 2: 0.6, then 0.8
+    images[0, :2, 3] = 0.8
+    pred = np.full((1, 3, 4), 13)
+    pred[0, 0, 2] = 0                                                # one boundary pixel read as road
+    out = seg.boundary_scores(images, pred, labels, instances)
+    assert out["boundary_accuracy"] == pytest.approx(3 / 4)          # pixels (0,1) (1,1) (0,2) (1,2)
+    # across: |0 - 0.6| on both pairs; inside the cars: 4 column pairs (0, 0, 0.2, 0.2) and
+    # 4 row pairs (all 0) -> mean 0.05
+    assert out["touching_step"] == pytest.approx(0.6 - 0.05)
+    blank = np.zeros_like(images)
+    assert seg.boundary_scores(blank, pred, labels, instances)["touching_step"] == pytest.approx(0.0)
+    alone = np.where(instances == 26002, 26001, instances)           # one car: nothing touches
+    assert np.isnan(seg.boundary_scores(images, pred, labels, alone)["touching_step"])
+    with pytest.raises(ValueError, match="one shape"):
+        seg.touching_boundaries(labels, instances[:, :2])
+
+
+def test_real_scenes_show_their_touching_boundaries():
+    """SynthStreets draws each car in its own colour, so real frames have a colour step where two
+    parked cars touch; the same frames blurred across those boundaries lose most of it."""
+    from ganlib.data import open_dataset
+
+    test = open_dataset("synthstreets", split="test")
+    items = [test[i] for i in range(24)]
+    labels = np.stack([it["label"] for it in items])
+    instances = np.stack([it["instance"] for it in items])
+    images = np.stack([it["image"] for it in items]).astype(np.float32) / 127.5 - 1.0
+    cols, rows = seg.touching_boundaries(labels, instances)
+    assert cols.sum() + rows.sum() > 100
+    pred = seg.train_ids(labels)
+    real = seg.boundary_scores(images, pred, labels, instances)
+    flat = images.copy()
+    for n in range(len(items)):                                     # every car painted one colour
+        cars = labels[n] == 26
+        if cars.any():
+            flat[n][cars] = images[n][cars].mean(0)
+    merged = seg.boundary_scores(flat, pred, labels, instances)
+    assert real["boundary_accuracy"] == 1.0 and real["touching_step"] > 0.05     # 0.103 on these 24 frames
+    assert merged["touching_step"] < 0.2 * real["touching_step"]                 # 0.008
+
+
 def test_label_map_metrics():
     """label_map_metrics: the scores above, and an FID analogue of 0 for features equal to the real ones."""
     feats = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)

@@ -11,7 +11,10 @@ weights):
   from the confusion matrix accumulated over *all* images (as the Cityscapes
   evaluation script does), averaged over the classes present, i.e. whose union
   $TP_c + FP_c + FN_c > 0$ (a class neither in the labels nor predicted has no
-  IoU and is left out).
+  IoU and is left out);
+* **boundary accuracy** and **touching step** (:func:`boundary_scores`): pixel accuracy on the
+  boundaries between touching objects of one class (which only the instance map shows), and
+  the colour step the image has across them beyond its steps inside those objects.
 
 Classes are the 19 evaluated Cityscapes classes, numbered by their train ids
 (0 road ... 18 bicycle; :data:`ganlib.data.synthstreets.LABELS`); label ids
@@ -238,7 +241,7 @@ def _check_pair(images, labels):
     return x, labels
 
 
-def segmentation_scores(images, labels, segmenter=None, batch_size=64) -> dict:
+def segmentation_scores(images, labels, segmenter=None, batch_size=64, instances=None) -> dict:
     """Pixel accuracy and mean IoU of the segmenter's prediction on ``images`` against ``labels``.
 
     Args:
@@ -246,15 +249,82 @@ def segmentation_scores(images, labels, segmenter=None, batch_size=64) -> dict:
         labels: (N, h, w) Cityscapes label ids (0..33); the prediction is
             resized to (h, w). Void labels (train id 255) are not evaluated.
         segmenter: a :class:`Segmenter` (default: the shipped one).
+        instances: (N, h, w) instance ids of the same maps: adds :func:`boundary_scores`
+            (then the images must be (N, h, w, 3) too).
 
     Returns:
-        ``{"pixel_accuracy": float, "miou": float}`` (see the module docstring).
+        ``{"pixel_accuracy": float, "miou": float}`` (see the module docstring), and with
+        ``instances`` ``boundary_accuracy`` and ``touching_step``.
     """
     x, labels = _check_pair(images, labels)
     segmenter = segmenter if segmenter is not None else default_segmenter()
     pred = segmenter.predict(x, batch_size=batch_size, output_size=labels.shape[1:])["train_ids"]
     s = scores_from_confusion(confusion_matrix(pred, train_ids(labels)))
-    return {"pixel_accuracy": s["pixel_accuracy"], "miou": s["miou"]}
+    out = {"pixel_accuracy": s["pixel_accuracy"], "miou": s["miou"]}
+    if instances is not None:
+        out.update(boundary_scores(x, pred, labels, instances))
+    return out
+
+
+def touching_boundaries(labels, instances):
+    """The boundaries between touching objects of one class: 4-neighbour pixel pairs whose
+    instance ids differ while their label ids are equal (parked cars bumper to bumper, a group
+    of people). The label map cannot show them; pix2pixHD's instance boundary map can.
+
+    Args:
+        labels, instances: (N, H, W) Cityscapes label ids and instance ids of the same maps.
+
+    Returns:
+        ``(across_columns, across_rows)``: boolean (N, H, W-1), True where pixels (i, j-1) and
+        (i, j) are such a pair, and (N, H-1, W) for (i-1, j) and (i, j).
+    """
+    labels, instances = np.asarray(labels), np.asarray(instances)
+    if labels.shape != instances.shape or labels.ndim != 3:
+        raise ValueError(f"labels and instances must be (N, H, W) maps of one shape, got {labels.shape} "
+                         f"and {instances.shape}")
+    cols = (instances[:, :, 1:] != instances[:, :, :-1]) & (labels[:, :, 1:] == labels[:, :, :-1])
+    rows = (instances[:, 1:] != instances[:, :-1]) & (labels[:, 1:] == labels[:, :-1])
+    return cols, rows
+
+
+def boundary_scores(images, pred, labels, instances) -> dict:
+    r"""How well generated street scenes show the boundaries between touching objects of one class
+    (the comparison with and without pix2pixHD's instance boundary map):
+
+    * ``boundary_accuracy``: pixel accuracy of the segmenter's prediction ``pred`` on the pixels
+      of those boundaries (both pixels of each pair of :func:`touching_boundaries`);
+    * ``touching_step``: the mean colour step $|x_p - x_q|$ (images in [-1, 1], averaged over
+      the channels) across those pairs, minus the mean step between 4-neighbours inside one
+      such object (pixels of one instance whose class has touching instances somewhere in the
+      maps): 0 when G draws no edge where two cars touch, the real images' value is the ceiling.
+
+    Both are NaN when the maps have no touching objects of one class.
+    """
+    images = np.asarray(images, np.float32)
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    cols, rows = touching_boundaries(labels, instances)
+    if images.shape[:3] != labels.shape or pred.shape != labels.shape:
+        raise ValueError(f"images {images.shape[:3]}, predictions {pred.shape} and label maps {labels.shape} "
+                         "must have the same (N, H, W)")
+    if not (cols.any() or rows.any()):
+        return {"boundary_accuracy": float("nan"), "touching_step": float("nan")}
+    on = np.zeros(labels.shape, bool)
+    on[:, :, 1:] |= cols
+    on[:, :, :-1] |= cols
+    on[:, 1:] |= rows
+    on[:, :-1] |= rows
+    target = train_ids(labels)
+    valid = on & (target != IGNORE)
+    accuracy = float((pred[valid] == target[valid]).mean()) if valid.any() else float("nan")
+    step_c = np.abs(images[:, :, 1:] - images[:, :, :-1]).mean(-1)
+    step_r = np.abs(images[:, 1:] - images[:, :-1]).mean(-1)
+    instances = np.asarray(instances)
+    classes = np.isin(labels, np.unique(np.concatenate([labels[:, :, 1:][cols], labels[:, 1:][rows]])))
+    inside_c = (instances[:, :, 1:] == instances[:, :, :-1]) & classes[:, :, 1:]
+    inside_r = (instances[:, 1:] == instances[:, :-1]) & classes[:, 1:]
+    across = np.concatenate([step_c[cols], step_r[rows]]).mean()
+    inside = np.concatenate([step_c[inside_c], step_r[inside_r]])
+    return {"boundary_accuracy": accuracy, "touching_step": float(across - (inside.mean() if inside.size else 0.0))}
 
 
 def segmentation_features(images, segmenter=None, batch_size=64) -> np.ndarray:

@@ -787,7 +787,7 @@ SPEC = PaperSpec(
     build=build,
     batch=lambda cfg: BatchSpec(image_size=tuple(cfg.image_size), wrong=None, text=None, label_maps=True),
     conditions=("label_map",),
-    metrics=("pixel_accuracy", "miou", "fid"),
+    metrics=("pixel_accuracy", "miou", "fid", "boundary_accuracy", "touching_step"),
     stages=lambda cfg: cfg.stage_plan(),   # [("", cfg)] for a single-stage G (global, unet)
     variants={
         "pix2pix": Variant("the pix2pix baseline: U-Net G, single-scale D, no feature matching / VGG / "
