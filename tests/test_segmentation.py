@@ -80,7 +80,7 @@ def test_boundary_scores_hand_made():
 
 def test_real_scenes_show_their_touching_boundaries():
     """SynthStreets draws each car in its own colour, so real frames have a colour step where two
-    parked cars touch; the same frames blurred across those boundaries lose most of it."""
+    parked cars touch; the same frames with each image's cars painted one colour lose most of it."""
     from ganlib.data import open_dataset
 
     test = open_dataset("synthstreets", split="test")

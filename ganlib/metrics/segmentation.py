@@ -301,7 +301,7 @@ def boundary_scores(images, pred, labels, instances) -> dict:
     Both are NaN when the maps have no touching objects of one class.
     """
     images = np.asarray(images, np.float32)
-    labels, pred = np.asarray(labels), np.asarray(pred)
+    labels, pred, instances = np.asarray(labels), np.asarray(pred), np.asarray(instances)
     cols, rows = touching_boundaries(labels, instances)
     if images.shape[:3] != labels.shape or pred.shape != labels.shape:
         raise ValueError(f"images {images.shape[:3]}, predictions {pred.shape} and label maps {labels.shape} "
@@ -318,7 +318,6 @@ def boundary_scores(images, pred, labels, instances) -> dict:
     accuracy = float((pred[valid] == target[valid]).mean()) if valid.any() else float("nan")
     step_c = np.abs(images[:, :, 1:] - images[:, :, :-1]).mean(-1)
     step_r = np.abs(images[:, 1:] - images[:, :-1]).mean(-1)
-    instances = np.asarray(instances)
     classes = np.isin(labels, np.unique(np.concatenate([labels[:, :, 1:][cols], labels[:, 1:][rows]])))
     inside_c = (instances[:, :, 1:] == instances[:, :, :-1]) & classes[:, :, 1:]
     inside_r = (instances[:, 1:] == instances[:, :-1]) & classes[:, 1:]
