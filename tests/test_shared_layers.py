@@ -180,3 +180,77 @@ def test_upconv_modes_have_the_same_gradients_and_serialise():
     assert np.abs(grads[0]).max() > 1e-4
     with pytest.raises(ValueError, match="mode"):
         UpConv(2, mode="fast")
+
+
+def _numpy_conv(x, w, s):
+    """'valid' convolution (B, H, W, C) * (kh, kw, C, O) at stride s, and the gradients of
+    sum(y * g) with respect to x and w."""
+    kh, kw, _, _ = w.shape
+    oh, ow = (x.shape[1] - kh) // s + 1, (x.shape[2] - kw) // s + 1
+    y = np.zeros((x.shape[0], oh, ow, w.shape[3]))
+    for i in range(kh):
+        for j in range(kw):
+            y += np.einsum("bpqc,co->bpqo", x[:, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s], w[i, j])
+
+    def grads(g):
+        dx, dw = np.zeros(x.shape), np.zeros(w.shape)
+        for i in range(kh):
+            for j in range(kw):
+                dw[i, j] = np.einsum("bpqc,bpqo->co", x[:, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s], g)
+                dx[:, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] += np.einsum("co,bpqo->bpqc", w[i, j], g)
+        return dx, dw
+
+    return y, grads
+
+
+@pytest.mark.parametrize("shape,kernel,stride", [((8, 8, 6), 5, 1), ((9, 7, 3), 4, 2), ((10, 10, 2), 3, 1)])
+def test_conv_by_patches_is_the_convolution_and_keras_conv_has_its_gradients(shape, kernel, stride):
+    """`conv_by_patches` against a numpy convolution; then Keras' Conv2D (on JAX's CPU the
+    patches when the output is smaller than the kernel, `small_output_conv`) trained one SGD
+    step of rate 1 on sum(y * g): the kernel moves by -dL/dw, and a Dense layer that outputs
+    the image (one input of 1.0, kernel = the image) by -dL/dx, both as in numpy."""
+    from ganlib.backend import conv_by_patches
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1,) + shape).astype("float32")
+    w = rng.standard_normal((kernel, kernel, shape[2], 4)).astype("float32")
+    y, grads = _numpy_conv(x.astype("float64"), w.astype("float64"), stride)
+    np.testing.assert_allclose(ops.convert_to_numpy(conv_by_patches(ops.convert_to_tensor(x), ops.convert_to_tensor(w),
+                                                                    stride)), y, rtol=1e-4, atol=1e-4)
+    one = keras.Input((1,))
+    image = keras.layers.Reshape(shape)(keras.layers.Dense(int(np.prod(shape)), use_bias=False, name="image")(one))
+    conv = keras.layers.Conv2D(4, kernel, strides=stride, use_bias=False, name="conv")
+    model = keras.Model(one, conv(image))
+    model.get_layer("image").set_weights([x.reshape(1, -1)])
+    conv.set_weights([w])
+    np.testing.assert_allclose(ops.convert_to_numpy(model(np.ones((1, 1), "float32"))), y, rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal(y.shape).astype("float32")
+    model.compile(keras.optimizers.SGD(1.0), loss=lambda target, pred: ops.sum(target * pred))
+    model.train_on_batch(np.ones((1, 1), "float32"), g)
+    dx, dw = grads(g.astype("float64"))
+    np.testing.assert_allclose(w - conv.get_weights()[0], dw, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(x.reshape(1, -1) - model.get_layer("image").get_weights()[0], dx.reshape(1, -1),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_small_output_conv_selects_convolutions_whose_output_is_smaller_than_the_kernel():
+    from ganlib.backend import small_output_conv
+
+    assert small_output_conv((2, 8, 8, 512), (5, 5, 512, 512))          # HDGAN's D: 8x8 -> 4x4
+    assert small_output_conv((None, 4, 4, 512), (4, 4, 512, 1), strides=4)   # a 4x4 logit
+    assert small_output_conv((2, 9, 7, 3), (4, 4, 3, 4), strides=2)     # 3 x 2 outputs
+    assert not small_output_conv((2, 9, 9, 512), (5, 5, 512, 512))      # 5x5 outputs
+    assert not small_output_conv((2, 8, 8, 512), (5, 5, 512, 512), padding="same")
+    assert not small_output_conv((2, 8, 8, 512), (5, 5, 512, 512), dilation_rate=2)
+    assert not small_output_conv((2, 8, 8, 512), (5, 5, 256, 512))      # grouped
+    assert not small_output_conv((2, 512, 8, 8), (5, 5, 512, 512), data_format="channels_first")
+    assert not small_output_conv((2, None, None, 512), (5, 5, 512, 512))
+
+
+def test_keras_conv_uses_patches_on_jax_only():
+    """ganlib replaces Keras' JAX `conv` (for small outputs on the CPU) when the backend is JAX,
+    and leaves it alone otherwise."""
+    import ganlib.backend  # noqa: F401  (installs the backend's patches)
+    from keras.src.backend.jax import nn as jax_nn
+
+    assert getattr(jax_nn.conv, "ganlib_patches", False) == (keras.backend.backend() == "jax")
