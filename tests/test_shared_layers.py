@@ -203,8 +203,9 @@ def _numpy_conv(x, w, s):
     return y, grads
 
 
-@pytest.mark.parametrize("shape,kernel,stride", [((8, 8, 6), 5, 1), ((9, 7, 3), 4, 2), ((10, 10, 2), 3, 1)])
-def test_conv_by_patches_is_the_convolution_and_keras_conv_has_its_gradients(shape, kernel, stride):
+@pytest.mark.parametrize("shape,kernel,stride,filters", [((8, 8, 64), 5, 1, 64), ((9, 7, 64), 4, 2, 64),
+                                                          ((10, 10, 2), 3, 1, 4)])
+def test_conv_by_patches_is_the_convolution_and_keras_conv_has_its_gradients(shape, kernel, stride, filters):
     """`conv_by_patches` against a numpy convolution; then Keras' Conv2D (on JAX's CPU the
     patches when the output is smaller than the kernel, `small_output_conv`) trained one SGD
     step of rate 1 on sum(y * g): the kernel moves by -dL/dw, and a Dense layer that outputs
@@ -213,13 +214,13 @@ def test_conv_by_patches_is_the_convolution_and_keras_conv_has_its_gradients(sha
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1,) + shape).astype("float32")
-    w = rng.standard_normal((kernel, kernel, shape[2], 4)).astype("float32")
+    w = rng.standard_normal((kernel, kernel, shape[2], filters)).astype("float32")
     y, grads = _numpy_conv(x.astype("float64"), w.astype("float64"), stride)
     np.testing.assert_allclose(ops.convert_to_numpy(conv_by_patches(ops.convert_to_tensor(x), ops.convert_to_tensor(w),
                                                                     stride)), y, rtol=1e-4, atol=1e-4)
     one = keras.Input((1,))
     image = keras.layers.Reshape(shape)(keras.layers.Dense(int(np.prod(shape)), use_bias=False, name="image")(one))
-    conv = keras.layers.Conv2D(4, kernel, strides=stride, use_bias=False, name="conv")
+    conv = keras.layers.Conv2D(filters, kernel, strides=stride, use_bias=False, name="conv")
     model = keras.Model(one, conv(image))
     model.get_layer("image").set_weights([x.reshape(1, -1)])
     conv.set_weights([w])
@@ -237,8 +238,9 @@ def test_small_output_conv_selects_convolutions_whose_output_is_smaller_than_the
     from ganlib.backend import small_output_conv
 
     assert small_output_conv((2, 8, 8, 512), (5, 5, 512, 512))          # HDGAN's D: 8x8 -> 4x4
-    assert small_output_conv((None, 4, 4, 512), (4, 4, 512, 1), strides=4)   # a 4x4 logit
-    assert small_output_conv((2, 9, 7, 3), (4, 4, 3, 4), strides=2)     # 3 x 2 outputs
+    assert small_output_conv((None, 5, 5, 64), (4, 4, 64, 64))          # 2x2 outputs
+    assert small_output_conv((2, 9, 7, 64), (4, 4, 64, 128), strides=2)  # 3 x 2 outputs
+    assert not small_output_conv((None, 4, 4, 512), (4, 4, 512, 1), strides=4)   # a logit: too few channels
     assert not small_output_conv((2, 9, 9, 512), (5, 5, 512, 512))      # 5x5 outputs
     assert not small_output_conv((2, 8, 8, 512), (5, 5, 512, 512), padding="same")
     assert not small_output_conv((2, 8, 8, 512), (5, 5, 512, 512), dilation_rate=2)
