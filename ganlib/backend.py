@@ -70,9 +70,9 @@ def small_output_conv(inputs_shape, kernel_shape, strides=1, padding="valid", da
     """Whether :func:`conv_by_patches` replaces JAX's convolution: a 'valid' channels-last 2-D
     convolution without dilation or groups whose output is smaller than its kernel along a
     spatial axis (e.g. HDGAN's 5x5 convolution from 8x8 to 4x4, or a 4x4 one from 5x5 to 2x2),
-    with at least `MIN_PATCH_CHANNELS` input x output channels (a discriminator's one-channel
-    4x4 logit, 128 -> 1 at batch 24: XLA 0.23 ms, patches 0.50 ms; 64 -> 64 from 8x8 with 5x5:
-    XLA 23 ms, patches 3.5 ms).
+    with at least `MIN_PATCH_CHANNELS` input x output channels (gradients at batch 24 on one
+    thread: a discriminator's one-channel 4x4 logit, 128 -> 1, XLA 0.23 ms, patches 0.50 ms;
+    64 -> 64 from 8x8 with 5x5, XLA 23 ms, patches 3.5 ms).
 
     The gradient with respect to the input of such a convolution is a convolution of the
     small output padded by more than its size, which XLA's CPU backend (jax 0.10) computes
