@@ -5,10 +5,9 @@ TensorFlow, JAX and PyTorch.
 """
 
 import keras
-import numpy as np
 from keras import layers, ops
 
-from ganlib.backend import upconv_mode
+from ganlib.backend import conv_transpose_by_phases, upconv_mode
 
 
 @keras.saving.register_keras_serializable("ganlib")
@@ -181,13 +180,6 @@ class Reparameterize(layers.Layer):
         return input_shape[0]
 
 
-# _PHASE_TAPS[a, d, t] = 1: output row 2m + a takes kernel row t from input row m + a + d - 1
-# (the transposed convolution out[2m + a] = sum_t x[(2m + a + 1 - t) / 2] K[t], 'same' padding).
-_PHASE_TAPS = np.zeros((2, 2, 4), "float32")
-_PHASE_TAPS[0, 0, 3] = _PHASE_TAPS[0, 1, 1] = 1.0
-_PHASE_TAPS[1, 0, 2] = _PHASE_TAPS[1, 1, 0] = 1.0
-
-
 @keras.saving.register_keras_serializable("ganlib")
 class UpConv(layers.Layer):
     r"""DCGAN's up-sampling step: a 4x4 transposed convolution of stride 2, 'same' padding.
@@ -197,16 +189,15 @@ class UpConv(layers.Layer):
     padding="same")` (Radford et al.; Reed et al.'s G), computed one of two ways:
 
     * `"transpose"`: the backend's transposed convolution;
-    * `"phases"`: each output pixel $(2m + a, 2n + b)$ is a 2x2 convolution of the
-      input around $(m, n)$ with four of the 16 kernel taps,
-      $y[2m + a] = \sum_{d} x[m + a + d - 1]\, K[t_a(d)]$, $t_0 = (3, 1)$, $t_1 = (2, 0)$,
-      so one ordinary 2x2 convolution with `4 * filters` outputs, interleaved
-      (depth-to-space), gives all four phases.
+    * `"phases"`: `ganlib.backend.conv_transpose_by_phases`, one ordinary 2x2
+      convolution with `4 * filters` outputs (each output pixel $(2m + a, 2n + b)$
+      takes four of the 16 kernel taps), interleaved (depth-to-space).
 
     Both give the same numbers within float round-off (tests/test_shared_layers.py).
     `mode="auto"` asks `ganlib.backend.upconv_mode()`: XLA's CPU transposed
     convolution (JAX) runs ~9x slower than its ordinary one, the other backends'
-    are faster than the phases (`tests/benchmarks/upconv.py`).
+    are faster than the phases (`tests/benchmarks/upconv.py`). (On JAX's CPU,
+    ganlib's backend patch computes `"transpose"` by the phases too.)
 
     Input shape:
         `(B, H, W, C)`.
@@ -239,14 +230,7 @@ class UpConv(layers.Layer):
         return self.activation(y)
 
     def _by_phases(self, x):
-        taps = ops.convert_to_tensor(_PHASE_TAPS, dtype=self.compute_dtype)
-        kernel = ops.einsum("ayp,bxq,pqoi->yxiabo", taps, taps, self.kernel)
-        f, (h, w) = self.filters, ops.shape(x)[1:3]
-        y = ops.conv(ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))),
-                     ops.reshape(kernel, (2, 2, -1, 4 * f)), padding="valid")  # (B, H+1, W+1, 4f)
-        rows = [ops.stack([y[:, a:a + h, b:b + w, (2 * a + b) * f:(2 * a + b + 1) * f]
-                           for b in range(2)], axis=3) for a in range(2)]     # (B, H, W, 2, f)
-        return ops.reshape(ops.stack(rows, axis=2), (-1, 2 * h, 2 * w, f))
+        return conv_transpose_by_phases(x, self.kernel, 2, "same")
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape

@@ -256,3 +256,87 @@ def test_keras_conv_uses_patches_on_jax_only():
     from keras.src.backend.jax import nn as jax_nn
 
     assert getattr(jax_nn.conv, "ganlib_patches", False) == (keras.backend.backend() == "jax")
+    assert getattr(jax_nn.conv_transpose, "ganlib_patches", False) == (keras.backend.backend() == "jax")
+
+
+def _numpy_conv_transpose(x, w, s, padding):
+    """TensorFlow's conv2d_transpose (B, H, W, C) * (k, k, O, C) at stride s, by scattering:
+    full[s i + t] += x[i] w[t] ((H - 1) s + k pixels), then 'valid' keeps (H - 1) s + max(k, s)
+    pixels from 0 (zeros past the end) and 'same' H s pixels from (k - s) // 2; and the
+    gradients of sum(y * g) with respect to x and w."""
+    k, h = w.shape[0], x.shape[1]
+    full = np.zeros((x.shape[0], (h - 1) * s + max(k, s), (h - 1) * s + max(k, s), w.shape[2]))
+    for i in range(k):
+        for j in range(k):
+            full[:, i:i + s * (h - 1) + 1:s, j:j + s * (h - 1) + 1:s] += np.einsum("bpqc,oc->bpqo", x, w[i, j])
+    start, size = (0, (h - 1) * s + max(k, s)) if padding == "valid" else ((k - s) // 2, h * s)
+
+    def grads(g):
+        g_full = np.zeros(full.shape)
+        g_full[:, start:start + size, start:start + size] = g
+        dx, dw = np.zeros(x.shape), np.zeros(w.shape)
+        for i in range(k):
+            for j in range(k):
+                window = g_full[:, i:i + s * (h - 1) + 1:s, j:j + s * (h - 1) + 1:s]
+                dx += np.einsum("bpqo,oc->bpqc", window, w[i, j])
+                dw[i, j] = np.einsum("bpqc,bpqo->oc", x, window)
+        return dx, dw
+
+    return full[:, start:start + size, start:start + size], grads
+
+
+class _PhasesConv2DTranspose(keras.layers.Conv2DTranspose):
+    def call(self, inputs):
+        from ganlib.backend import conv_transpose_by_phases
+
+        return conv_transpose_by_phases(inputs, self.kernel, self.strides, self.padding)
+
+
+@pytest.mark.parametrize("size,kernel,stride,padding", [(5, 3, 2, "valid"), (4, 4, 2, "same"), (5, 3, 2, "same"),
+                                                         (3, 5, 3, "same"), (3, 2, 3, "valid")])
+def test_conv_transpose_by_phases_is_the_transposed_convolution_with_its_gradients(size, kernel, stride, padding):
+    """`conv_transpose_by_phases` against a numpy transposed convolution (pix2pixHD's 3x3 of
+    stride 2, DCGAN's 4x4, kernels larger and smaller than the stride); then a Conv2DTranspose
+    layer computed by the phases (on JAX Keras' own layer, which ganlib's CPU patch routes there,
+    `phase_conv_transpose`) trained one SGD step of rate 1 on sum(y * g), its kernel and input
+    image moving by the numpy gradients. (Keras' own layer is not checked on TensorFlow: with
+    TF 2.21 its graph-mode train step without XLA gave a wrong kernel update on some calls, the
+    same wrong value each time, in this test and in Conv2D -> Conv2DTranspose(3, stride 2) ->
+    Cropping2D; with `jit_compile=True` every call was right.)"""
+    from ganlib.backend import conv_transpose_by_phases
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, size, size, 3)).astype("float32")
+    w = rng.standard_normal((kernel, kernel, 4, 3)).astype("float32")
+    y, grads = _numpy_conv_transpose(x.astype("float64"), w.astype("float64"), stride, padding)
+    np.testing.assert_allclose(ops.convert_to_numpy(conv_transpose_by_phases(
+        ops.convert_to_tensor(x), ops.convert_to_tensor(w), stride, padding)), y, rtol=1e-4, atol=1e-4)
+    x, (y, grads) = x[:1], _numpy_conv_transpose(x[:1].astype("float64"), w.astype("float64"), stride, padding)
+    one = keras.Input((1,))
+    image = keras.layers.Reshape(x.shape[1:])(keras.layers.Dense(x.size, use_bias=False, name="image")(one))
+    up = (keras.layers.Conv2DTranspose if keras.backend.backend() == "jax" else _PhasesConv2DTranspose)(
+        4, kernel, strides=stride, padding=padding, use_bias=False)
+    model = keras.Model(one, up(image))
+    model.get_layer("image").set_weights([x.reshape(1, -1)])
+    up.set_weights([w])
+    np.testing.assert_allclose(ops.convert_to_numpy(model(np.ones((1, 1), "float32"))), y, rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal(y.shape).astype("float32")
+    model.compile(keras.optimizers.SGD(1.0), loss=lambda target, pred: ops.sum(target * pred))
+    model.train_on_batch(np.ones((1, 1), "float32"), g)
+    dx, dw = grads(g.astype("float64"))
+    np.testing.assert_allclose(w - up.get_weights()[0], dw, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(x.reshape(1, -1) - model.get_layer("image").get_weights()[0], dx.reshape(1, -1),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_phase_conv_transpose_selects_strided_transposed_convolutions():
+    from ganlib.backend import phase_conv_transpose
+
+    assert phase_conv_transpose((1, 32, 64, 1024), (3, 3, 512, 1024), strides=2)       # pix2pixHD's up step
+    assert phase_conv_transpose((None, 8, 8, 64), (4, 4, 3, 64), strides=2, padding="same")
+    assert phase_conv_transpose((None, 8, 8, 64), (4, 4, 3, 64), strides=(1, 2))
+    assert not phase_conv_transpose((None, 8, 8, 64), (3, 3, 3, 64), strides=1)         # an ordinary conv
+    assert not phase_conv_transpose((None, 8, 8, 64), (3, 3, 3, 64), strides=2, output_padding=1)
+    assert not phase_conv_transpose((None, 8, 8, 64), (3, 3, 3, 64), strides=2, dilation_rate=2)
+    assert not phase_conv_transpose((None, 64, 8, 8), (3, 3, 3, 64), strides=2, data_format="channels_first")
+    assert not phase_conv_transpose((None, None, None, 64), (3, 3, 3, 64), strides=2)
