@@ -203,6 +203,25 @@ def _numpy_conv(x, w, s):
     return y, grads
 
 
+def _assert_one_sgd_step_follows(layer, x, w, y, grads, rng):
+    """`layer` (kernel `w`, no bias) applied to the image `x` (batch 1), which a Dense layer outputs
+    (one input of 1.0, kernel = the image), gives `y`; one SGD step of rate 1 on sum(y * g) moves
+    the kernel by -dL/dw and the image by -dL/dx, as `grads(g)` computes them in numpy."""
+    one = keras.Input((1,))
+    image = keras.layers.Reshape(x.shape[1:])(keras.layers.Dense(x.size, use_bias=False, name="image")(one))
+    model = keras.Model(one, layer(image))
+    model.get_layer("image").set_weights([x.reshape(1, -1)])
+    layer.set_weights([w])
+    np.testing.assert_allclose(ops.convert_to_numpy(model(np.ones((1, 1), "float32"))), y, rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal(y.shape).astype("float32")
+    model.compile(keras.optimizers.SGD(1.0), loss=lambda target, pred: ops.sum(target * pred))
+    model.train_on_batch(np.ones((1, 1), "float32"), g)
+    dx, dw = grads(g.astype("float64"))
+    np.testing.assert_allclose(w - layer.get_weights()[0], dw, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(x.reshape(1, -1) - model.get_layer("image").get_weights()[0], dx.reshape(1, -1),
+                               rtol=1e-3, atol=1e-3)
+
+
 @pytest.mark.parametrize("shape,kernel,stride,filters", [((8, 8, 64), 5, 1, 64), ((9, 7, 64), 4, 2, 64),
                                                           ((10, 10, 2), 3, 1, 4)])
 def test_conv_by_patches_is_the_convolution_and_keras_conv_has_its_gradients(shape, kernel, stride, filters):
@@ -218,20 +237,8 @@ def test_conv_by_patches_is_the_convolution_and_keras_conv_has_its_gradients(sha
     y, grads = _numpy_conv(x.astype("float64"), w.astype("float64"), stride)
     np.testing.assert_allclose(ops.convert_to_numpy(conv_by_patches(ops.convert_to_tensor(x), ops.convert_to_tensor(w),
                                                                     stride)), y, rtol=1e-4, atol=1e-4)
-    one = keras.Input((1,))
-    image = keras.layers.Reshape(shape)(keras.layers.Dense(int(np.prod(shape)), use_bias=False, name="image")(one))
-    conv = keras.layers.Conv2D(filters, kernel, strides=stride, use_bias=False, name="conv")
-    model = keras.Model(one, conv(image))
-    model.get_layer("image").set_weights([x.reshape(1, -1)])
-    conv.set_weights([w])
-    np.testing.assert_allclose(ops.convert_to_numpy(model(np.ones((1, 1), "float32"))), y, rtol=1e-4, atol=1e-4)
-    g = rng.standard_normal(y.shape).astype("float32")
-    model.compile(keras.optimizers.SGD(1.0), loss=lambda target, pred: ops.sum(target * pred))
-    model.train_on_batch(np.ones((1, 1), "float32"), g)
-    dx, dw = grads(g.astype("float64"))
-    np.testing.assert_allclose(w - conv.get_weights()[0], dw, rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(x.reshape(1, -1) - model.get_layer("image").get_weights()[0], dx.reshape(1, -1),
-                               rtol=1e-3, atol=1e-3)
+    _assert_one_sgd_step_follows(keras.layers.Conv2D(filters, kernel, strides=stride, use_bias=False), x, w, y,
+                                 grads, rng)
 
 
 def test_small_output_conv_selects_convolutions_whose_output_is_smaller_than_the_kernel():
@@ -312,21 +319,9 @@ def test_conv_transpose_by_phases_is_the_transposed_convolution_with_its_gradien
     np.testing.assert_allclose(ops.convert_to_numpy(conv_transpose_by_phases(
         ops.convert_to_tensor(x), ops.convert_to_tensor(w), stride, padding)), y, rtol=1e-4, atol=1e-4)
     x, (y, grads) = x[:1], _numpy_conv_transpose(x[:1].astype("float64"), w.astype("float64"), stride, padding)
-    one = keras.Input((1,))
-    image = keras.layers.Reshape(x.shape[1:])(keras.layers.Dense(x.size, use_bias=False, name="image")(one))
     up = (keras.layers.Conv2DTranspose if keras.backend.backend() == "jax" else _PhasesConv2DTranspose)(
         4, kernel, strides=stride, padding=padding, use_bias=False)
-    model = keras.Model(one, up(image))
-    model.get_layer("image").set_weights([x.reshape(1, -1)])
-    up.set_weights([w])
-    np.testing.assert_allclose(ops.convert_to_numpy(model(np.ones((1, 1), "float32"))), y, rtol=1e-4, atol=1e-4)
-    g = rng.standard_normal(y.shape).astype("float32")
-    model.compile(keras.optimizers.SGD(1.0), loss=lambda target, pred: ops.sum(target * pred))
-    model.train_on_batch(np.ones((1, 1), "float32"), g)
-    dx, dw = grads(g.astype("float64"))
-    np.testing.assert_allclose(w - up.get_weights()[0], dw, rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(x.reshape(1, -1) - model.get_layer("image").get_weights()[0], dx.reshape(1, -1),
-                               rtol=1e-3, atol=1e-3)
+    _assert_one_sgd_step_follows(up, x, w, y, grads, rng)
 
 
 def test_phase_conv_transpose_selects_strided_transposed_convolutions():

@@ -13,7 +13,6 @@ multiply-adds x 2) and the ratio. Not collected by pytest.
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -23,23 +22,13 @@ import numpy as np  # noqa: E402
 from keras.src.backend.common.backend_utils import compute_conv_transpose_padding_args_for_jax  # noqa: E402
 
 from ganlib.backend import conv_transpose_by_phases  # noqa: E402
+from small_conv import ms  # noqa: E402  (this folder: the script's own)
 
 
 def xla_conv_transpose(x, w, padding):
     pads = compute_conv_transpose_padding_args_for_jax(x.shape, w.shape, 2, padding, None, 1)
     return jax.lax.conv_transpose(x, w, (2, 2), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                   transpose_kernel=True)
-
-
-def ms(fn, x, w, repeats):
-    grad = jax.jit(jax.grad(lambda x, w: jnp.sum(fn(x, w) ** 2), argnums=(0, 1)))
-    jax.block_until_ready(grad(x, w))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(grad(x, w))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
 
 
 def main():

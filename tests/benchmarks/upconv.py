@@ -6,8 +6,10 @@ Times one training step (forward + backward + Adam, via `fit`) of the fast
 GAN-INT-CLS generator's up-sampling stack (4x4x256 -> 32x32x3, batch 32) with
 `mode="transpose"` (the backend's transposed convolution) and `mode="phases"`
 (one ordinary convolution per layer, interleaved), and prints ms per step.
-`ganlib.backend.upconv_mode()` picks the faster one per backend. Not collected
-by pytest.
+`ganlib.backend.upconv_mode()` picks the faster one per backend. On JAX's CPU
+ganlib's backend patch computes `mode="transpose"` by the phases as well, so the two
+lines there time the same computation; `tests/benchmarks/conv_transpose.py` times
+XLA's own transposed convolution. Not collected by pytest.
 """
 
 import argparse
