@@ -42,6 +42,11 @@ def _torch_bf16_conv_layout():
     torch_nn._maybe_convert_to_channels_last = keep_bf16_layout
 
 
+def _pair(value):
+    """A stride or dilation rate given as one int or as (rows, columns), as a pair."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
 def conv_by_patches(inputs, kernel, strides=1):
     r"""A 'valid' 2-D convolution (channels last, no dilation, one group) as one matrix product:
     the $k_h k_w$ shifted, strided views of `inputs` concatenated along the channels (the image
@@ -55,7 +60,7 @@ def conv_by_patches(inputs, kernel, strides=1):
     from keras import ops
 
     kh, kw, cin, cout = kernel.shape
-    sh, sw = (strides, strides) if isinstance(strides, int) else tuple(strides)
+    sh, sw = _pair(strides)
     oh, ow = (inputs.shape[1] - kh) // sh + 1, (inputs.shape[2] - kw) // sw + 1
     patches = ops.concatenate([inputs[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
                                for i in range(kh) for j in range(kw)], axis=-1)
@@ -80,7 +85,7 @@ def conv_transpose_by_phases(inputs, kernel, strides=2, padding="valid"):
     from keras import ops
 
     kh, kw, cout, cin = kernel.shape
-    s = (strides, strides) if isinstance(strides, int) else tuple(strides)
+    s = _pair(strides)
     taps = [-(-k // st) for k, st in zip((kh, kw), s)]
     kernel = ops.pad(kernel, ((0, taps[0] * s[0] - kh), (0, taps[1] * s[1] - kw), (0, 0), (0, 0)))
     kernel = ops.flip(ops.reshape(kernel, (taps[0], s[0], taps[1], s[1], cout, cin)), axis=(0, 2))
@@ -122,16 +127,15 @@ def small_output_conv(inputs_shape, kernel_shape, strides=1, padding="valid", da
     As image patches times the kernel, its gradients are two matrix products and the
     patches' slices (0.01 s).
     """
-    norm = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
     if len(inputs_shape) != 4 or len(kernel_shape) != 4 or data_format != "channels_last":
         return False
-    if str(padding).lower() != "valid" or norm(dilation_rate) != (1, 1) or inputs_shape[-1] != kernel_shape[2]:
+    if str(padding).lower() != "valid" or _pair(dilation_rate) != (1, 1) or inputs_shape[-1] != kernel_shape[2]:
         return False
     if any(n is None for n in inputs_shape[1:3]):
         return False
     if kernel_shape[2] * kernel_shape[3] < MIN_PATCH_CHANNELS:
         return False
-    out = [(n - k) // s + 1 for n, k, s in zip(inputs_shape[1:3], kernel_shape[:2], norm(strides))]
+    out = [(n - k) // s + 1 for n, k, s in zip(inputs_shape[1:3], kernel_shape[:2], _pair(strides))]
     return min(out) >= 1 and any(o < k for o, k in zip(out, kernel_shape[:2]))
 
 
@@ -146,14 +150,13 @@ def phase_conv_transpose(inputs_shape, kernel_shape, strides=1, padding="valid",
     1024 -> 512 channels from 32x64: 104 s on one thread), where the phases take 3.4 s
     (`tests/benchmarks/conv_transpose.py`).
     """
-    norm = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
     if len(inputs_shape) != 4 or len(kernel_shape) != 4 or data_format != "channels_last":
         return False
-    if output_padding is not None or norm(dilation_rate) != (1, 1) or str(padding).lower() not in ("valid", "same"):
+    if output_padding is not None or _pair(dilation_rate) != (1, 1) or str(padding).lower() not in ("valid", "same"):
         return False
     if inputs_shape[-1] != kernel_shape[3] or any(n is None for n in inputs_shape[1:3]):
         return False
-    return max(norm(strides)) > 1
+    return max(_pair(strides)) > 1
 
 
 def _jax_cpu_convolutions():
