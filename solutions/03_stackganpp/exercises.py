@@ -250,10 +250,10 @@ def color_consistency(x_a, x_b, lambda_mean=1.0, lambda_cov=5.0):
 
 # Exercise 7 (reflection; 3 points, graded by the instructor: `ganlib grade` gives it no score).
 # The notebook's section "Measuring colour consistency" trained the unconditional tree twice from
-# the same start, with the colour-consistency weight alpha = 50 and alpha = 0. With the full fast()
-# preset the branches' mean-colour mismatch was 0.0020 with alpha = 50 against 0.0076 without, and
-# the covariance mismatch 0.00095 against 0.0035, for a similar FID analogue (85 vs 78); the text
-# model (alpha = 0) ended at 0.011 and 0.0021. In 4 to 8 sentences: what ties the branches' colours
+# the same start, with the colour-consistency weight alpha = 50 and alpha = 0. Without GANLIB_FAST
+# the branches' mean-colour mismatch was 0.0033 with alpha = 50 against 0.032 without, and the
+# covariance mismatch 0.00066 against 0.0069, for a similar FID analogue (110 vs 103); the text
+# model (alpha = 0) ended at 0.011 and 0.0030. In 4 to 8 sentences: what ties the branches' colours
 # together when alpha = 0, and why does the paper use alpha = 50 without text but alpha = 0 with
 # text? Given the text model's numbers, would you switch the term on for SynthBirds with text, and
 # what would you measure to decide?
