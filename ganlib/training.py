@@ -15,7 +15,8 @@ the reference implementations do, once per batch:
 How each backend does it:
 
 * TensorFlow: `tf.GradientTape`, the step compiled with `tf.function`
-  (XLA with `compile(jit_compile=True)`).
+  (XLA with `compile(jit_compile=True)`); `compile` switches grappler's dependency
+  optimisation off (a TensorFlow 2.21 bug, `_tensorflow_without_dependency_optimization`).
 * PyTorch: `loss.backward()` and `optimizer.apply(...)` under `torch.no_grad()`.
 * JAX: stateless and jitted. Every variable travels in the trainer state; the
   generator's forward pass is differentiated with `jax.vjp`, the losses with
@@ -141,6 +142,8 @@ class AdversarialModel(keras.Model):
             raise ValueError(f"Trainable variables outside the generator and discriminators: {stray[:5]}. "
                              "Pass helper networks as `auxiliaries` (they are frozen).")
         self._compile_args = (g_optimizer, d_optimizers)
+        if BACKEND == "tensorflow":
+            _tensorflow_without_dependency_optimization()
         optimizer = keras.optimizers.MultiOptimizer(lambda v: owner[id(v)], name="adversarial")
         super().compile(optimizer=optimizer, jit_compile=jit_compile, auto_scale_loss=False, **kwargs)
         self.optimizer.build(self.trainable_variables)
@@ -445,6 +448,22 @@ def _tensorflow_replicas():
     import tensorflow as tf
 
     return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _tensorflow_without_dependency_optimization():
+    """Switch TensorFlow's graph optimiser's dependency optimisation off (process-wide).
+
+    TensorFlow 2.21 without XLA, in a `tf.function` that takes a `Conv2DTranspose`'s gradients
+    with `tf.GradientTape` and applies them with a Keras optimizer (this module's step), returned
+    a wrong kernel gradient on 15-57 of 90 calls with the pass on and 0 of 540 with it off
+    (`tests/benchmarks/tf_conv_transpose_gradients.py`). Off, the fast steps of GAN-INT-CLS,
+    AttnGAN and HDGAN took 258/262, 383/387 and 256/260 ms against 253/265, 385/397 and
+    268/269 ms on (`ganlib bench`, two runs each, one thread).
+    """
+    import tensorflow as tf
+
+    if tf.config.optimizer.get_experimental_options().get("dependency_optimization", True):
+        tf.config.optimizer.set_experimental_options({"dependency_optimization": False})
 
 
 MULTI_PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",

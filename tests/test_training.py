@@ -270,6 +270,33 @@ def test_wrong_number_of_discriminator_optimizers_is_an_error():
         model.compile(keras.optimizers.Adam(), [keras.optimizers.Adam()])
 
 
+def _benchmark(name):
+    """A script of tests/benchmarks/ as a module (they are not collected by pytest)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tensorflow_trainer_switches_off_the_graph_pass_that_broke_transposed_conv_gradients():
+    """TensorFlow 2.21 without XLA: a `tf.function` taking Conv2DTranspose gradients with
+    `tf.GradientTape` and applying them with a Keras optimizer (the trainer's step) returned
+    other kernel gradients from the same state on 15-57 of 90 one-thread calls, with grappler's
+    dependency optimisation on. Compiling a ganlib model switches it off on TensorFlow, and
+    leaves TensorFlow's settings alone on the other backends. Known answer: the same weights and
+    inputs give the same gradients on every call."""
+    before = tf.config.optimizer.get_experimental_options().get("dependency_optimization")
+    LinearGAN().compile()
+    after = tf.config.optimizer.get_experimental_options().get("dependency_optimization")
+    if BACKEND != "tensorflow":
+        assert after == before
+        return
+    assert after is False
+    assert _benchmark("tf_conv_transpose_gradients").wrong_calls(models=10) == 0
+
+
 LOSSES_SCRIPT = """
 import json, sys
 sys.path.insert(0, {here!r})
