@@ -458,7 +458,7 @@ def _tensorflow_without_dependency_optimization():
     a wrong kernel gradient on 15-57 of 90 calls with the pass on and 0 of 540 with it off
     (`tests/benchmarks/tf_conv_transpose_gradients.py`). Off, the fast steps of GAN-INT-CLS,
     AttnGAN and HDGAN took 258/262, 383/387 and 256/260 ms against 253/265, 385/397 and
-    268/269 ms on (`ganlib bench`, two runs each, one thread).
+    268/269 ms on (`ganlib.bench.bench`, two runs each, one thread).
     """
     import tensorflow as tf
 
