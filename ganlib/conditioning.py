@@ -18,8 +18,9 @@ Text encoders (`Config.text_encoder`):
   datasets ship (`char-CNN-RNN-embeddings.pickle`, 10 per image), read by the
   data pipeline and used as they are, as the reference code does. New captions
   cannot be encoded offline: `generate` then takes an embeddings array;
-* `"damsm"` (the shipped SynthBirds DAMSM, `ganlib/assets/damsm_synthbirds`) or
-  `"damsm:DIR"` (one trained by `ganlib pretrain damsm --data cub|coco --out DIR`):
+* `"damsm"` (the shipped SynthBirds DAMSM, `ganlib/assets/damsm_synthbirds`, 5 epochs),
+  `"damsm:synthbirds-30ep"` (the shipped 30-epoch one) or `"damsm:DIR"` (one trained by
+  `ganlib pretrain damsm --data cub|coco --out DIR`):
   AttnGAN's DAMSM text encoder (frozen), its sentence feature $\bar e$ used as it is
   (AttnGAN feeds it to conditioning augmentation unscaled), with the DAMSM's own
   vocabulary: the real-data text encoder of lessons 01-03's models
@@ -44,12 +45,15 @@ SENTENCE_ENCODER = "sentence_encoder"
 
 
 def damsm_folder(text_encoder):
-    """The DAMSM folder of a `"damsm"` / `"damsm:DIR"` text encoder name (None: the shipped one);
-    ValueError for any other name."""
+    """The DAMSM folder of a `"damsm"` / `"damsm:DIR"` text encoder name (None: the shipped one that
+    scores R-precision; `"damsm:synthbirds-30ep"`: the shipped 30-epoch one); ValueError for any
+    other name."""
     if text_encoder == "damsm":
         return None
     if isinstance(text_encoder, str) and text_encoder.startswith("damsm:") and len(text_encoder) > 6:
-        return text_encoder[6:]
+        from ganlib.models.damsm import folder
+
+        return folder(text_encoder[6:])
     raise ValueError(f"not a DAMSM text encoder: {text_encoder!r} (expected 'damsm' or 'damsm:DIR')")
 
 
@@ -75,7 +79,9 @@ def use_text_encoder(config, text_encoder):
     if config.conditioning != "text":
         raise ValueError(f"a text encoder conditions text models; this config's conditioning is "
                          f"{config.conditioning!r}.")
-    if is_damsm(text_encoder) and text_encoder != "damsm":
+    from ganlib.models.damsm import SHIPPED_NAMES
+
+    if is_damsm(text_encoder) and text_encoder != "damsm" and text_encoder[6:] not in SHIPPED_NAMES:
         import os
 
         text_encoder = "damsm:" + os.path.abspath(damsm_folder(text_encoder))

@@ -11,7 +11,8 @@ images:
   caption consistency against chance (`ganlib.metrics`), where the model is conditioned;
   for text-conditioned models also AttnGAN's R-precision (`r_precision`, `r_precision_std`:
   each image's caption against 99 mismatched ones, mean and std over 10 folds) with the
-  shipped SynthBirds DAMSM (`ganlib.metrics.damsm_r_precision`), and HDGAN's visual-semantic
+  shipped 5-epoch SynthBirds DAMSM (`ganlib.metrics.damsm_r_precision`; not the 30-epoch one AttnGAN's fast
+  preset trains against), and HDGAN's visual-semantic
   similarity (`vs_similarity`, `vs_similarity_std`: mean and std of the cosine of each image and its caption) with the
   shipped SynthBirds VS model (`ganlib.metrics.vs_similarity`), and for a model with a STREAM
   captioner (MirrorGAN) `bleu4`: corpus BLEU-4 of the captioner's greedy captions of the images

@@ -5,6 +5,7 @@
     python -m ganlib.pretrain segmenter [--out ganlib/assets] [--epochs N] [--seed S]
     python -m ganlib.pretrain all
     python -m ganlib pretrain damsm --data synthbirds --out ganlib/assets/damsm_synthbirds   # train_damsm
+    python -m ganlib pretrain damsm --data synthbirds --out ganlib/assets/damsm_synthbirds_30ep --epochs 30
     python -m ganlib pretrain vs --data synthbirds --out ganlib/assets/vs_synthbirds         # train_vs (HDGAN)
 
 Both render their SynthBirds training images in memory (no files), train on a CPU
@@ -579,8 +580,8 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
                                                                              folds=10)
         save_damsm(model, tokenizer, out, data)
         _end_epoch(out, history, record, epoch)
-        if os.path.abspath(out) == os.path.abspath(SHIPPED_DAMSM):
-            _record_shipped_damsm(test, config, tokenizer, history, data, seed, len(train))
+        if os.path.abspath(os.path.dirname(os.path.abspath(out))) == os.path.abspath(ASSETS):
+            _record_shipped_damsm(out, test, config, tokenizer, history, data, seed, len(train))
         if verbose:
             _log(f"damsm epoch {epoch + 1}/{epochs}: loss {record['loss']:.3f} (words {record['word_loss']:.3f}, "
                  f"sentence {record['sentence_loss']:.3f}), test R-precision {record['r_precision']:.3f}, "
@@ -588,16 +589,15 @@ def train_damsm(out, data="synthbirds", root=None, preset="fast", epochs=None, r
     return history
 
 
-SHIPPED_DAMSM = os.path.join(ASSETS, "damsm_synthbirds")
-
-
-def _record_shipped_damsm(test, config, tokenizer, history, data, seed, train_images):
-    """The shipped DAMSM's entry of ``pretrained.json``: test R-precision (mean +- std over 10 folds)."""
+def _record_shipped_damsm(out, test, config, tokenizer, history, data, seed, train_images):
+    """A shipped DAMSM's entry of ``pretrained.json`` (under its folder's name, e.g.
+    ``damsm_synthbirds``): test R-precision (mean +- std over 10 folds)."""
     import keras
 
+    name = os.path.basename(os.path.abspath(out))
     mean, std = history[-1]["r_precision"], history[-1]["r_precision_std"]
     record = {
-        "folder": os.path.basename(SHIPPED_DAMSM),
+        "folder": name,
         "files": ["damsm.weights.h5", "config.json", "vocab.txt", "metrics.json"],
         "test_classes": {"r_precision": mean, "r_precision_std": std, "candidates": 100, "folds": 10,
                          "chance": 0.01, "images": len(test),
@@ -607,10 +607,10 @@ def _record_shipped_damsm(test, config, tokenizer, history, data, seed, train_im
                      "config": config.to_dict(), "vocabulary_size": tokenizer.vocabulary_size, "seed": seed,
                      "backend": keras.backend.backend()},
         "time_s": {"train": round(sum(r.get("time_s", 0.0) for r in history), 1)},
-        "command": f"python -m ganlib pretrain damsm --data {data} --out ganlib/assets/damsm_synthbirds "
+        "command": f"python -m ganlib pretrain damsm --data {data} --out ganlib/assets/{name} "
                    f"--epochs {history[-1]['epoch']}",
     }
-    _update_json(ASSETS, "damsm_synthbirds", record)
+    _update_json(ASSETS, name, record)
     _log(f"damsm: recorded test R-precision {mean:.3f} +- {std:.3f} in {os.path.join(ASSETS, 'pretrained.json')}")
 
 

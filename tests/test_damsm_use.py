@@ -139,3 +139,37 @@ def test_shipped_damsm_r_precision_of_real_and_mismatched_images(birds_test):
     assert low < 0.025 and mean > 2 * low
     print(f"R-precision (500 real test images, 100 candidates, 10 folds): {mean:.3f} +- {std:.3f}; "
           f"shuffled {low:.3f}")
+
+
+def test_attngan_fast_trains_with_the_30_epoch_damsm_not_the_one_that_scores_it(birds_test):
+    """Two SynthBirds DAMSMs ship: the 5-epoch one (`None`) scores R-precision, the 30-epoch one
+    (`"synthbirds-30ep"`) is AttnGAN's fast preset's text encoder and DAMSM loss. They are different
+    networks with the same vocabulary and widths, and the 30-epoch one ranks real test images'
+    captions better by its own codes: its `pretrained.json` entry says 30 epochs and a test
+    R-precision above the 5-epoch one's, and on these 500 images (another SynthBirds draw) it
+    scores above 0.1 and 1.5x the 5-epoch one. Measured (TensorFlow): 0.162 against 0.060."""
+    assert damsm.folder(None) == damsm.SHIPPED == damsm.SHIPPED_NAMES["synthbirds"]
+    assert damsm.folder("synthbirds-30ep") == damsm.SHIPPED_NAMES["synthbirds-30ep"] != damsm.SHIPPED
+    assert damsm.folder("runs/damsm") == "runs/damsm"
+    from ganlib.models import attngan, mirrorgan
+
+    assert attngan.Config.fast().damsm == "synthbirds-30ep" and attngan.Config.paper().damsm is None
+    assert mirrorgan.Config.fast().damsm is None     # its STREAM was trained on the 5-epoch DAMSM's CNN
+    cfg = conditioning.use_text_encoder(cgan.Config.fast(), "damsm:synthbirds-30ep")   # lessons 01-03's models
+    assert (cfg.text_encoder, cfg.embed_dim) == ("damsm:synthbirds-30ep", 64)
+    strong, tokenizer = damsm.load_pretrained("synthbirds-30ep")
+    weak, weak_tokenizer = damsm.load_pretrained()
+    assert tokenizer.vocabulary == weak_tokenizer.vocabulary
+    assert (strong.config.embed_dim, strong.config.max_words) == (weak.config.embed_dim, weak.config.max_words)
+    assert not np.allclose(strong.text_encoder.get_weights()[0], weak.text_encoder.get_weights()[0])
+    with open(f"{pretrain.ASSETS}/pretrained.json") as f:
+        shipped = json.load(f)
+    assert shipped["damsm_synthbirds_30ep"]["settings"]["epochs"] == 30
+    assert shipped["damsm_synthbirds_30ep"]["command"].endswith("--out ganlib/assets/damsm_synthbirds_30ep --epochs 30")
+    assert (shipped["damsm_synthbirds_30ep"]["test_classes"]["r_precision"]
+            > shipped["damsm_synthbirds"]["test_classes"]["r_precision"])
+    sample = evaluation.real_sample(birds_test, 500, 64, seed=0)
+    r30, _ = metrics.damsm_r_precision(sample["images"], sample["captions"], path="synthbirds-30ep", seed=0)
+    r5, _ = metrics.damsm_r_precision(sample["images"], sample["captions"], seed=0)
+    print(f"R-precision of 500 real test images: 30-epoch DAMSM {r30:.3f}, 5-epoch {r5:.3f} (chance 0.01)")
+    assert r30 > 0.1 and r30 > 1.5 * r5

@@ -5,8 +5,9 @@ mismatched captions by the cosine of the DAMSM global image code $\bar v$ and th
 sentence features $\bar e$; R-precision is the fraction of images whose own caption
 ranks first (chance: 1 / 100). DM-GAN's code cuts the hits into 10 folds and reports
 mean +- std: :func:`damsm_r_precision` returns the same pair
-(:func:`ganlib.metrics.r_precision_folds`). On SynthBirds the DAMSM is the shipped one
-(``ganlib/assets/damsm_synthbirds``, ``ganlib.models.damsm.load_pretrained``).
+(:func:`ganlib.metrics.r_precision_folds`). On SynthBirds the DAMSM is the shipped 5-epoch one
+(``ganlib/assets/damsm_synthbirds``, ``ganlib.models.damsm.load_pretrained()``), not the 30-epoch
+one AttnGAN's fast preset trains against: a scorer apart from the network G is trained on.
 """
 
 from __future__ import annotations

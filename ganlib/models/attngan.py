@@ -75,7 +75,7 @@ class Config(PaperConfig):
 
     conditioning: str = "words"
     text_encoder: str = "damsm"
-    damsm: str | None = None     # DAMSM folder (None: ganlib's shipped SynthBirds DAMSM)
+    damsm: str | None = None     # DAMSM folder or shipped name (None: the SynthBirds DAMSM that scores R-precision)
     embed_dim: int = 256         # cfg.TEXT.EMBEDDING_DIM (the DAMSM's D)
     max_words: int = 18          # cfg.TEXT.WORDS_NUM
     image_size: int = 256        # the last branch's size; branch i is image_size / 2**(branches-1-i)
@@ -131,8 +131,11 @@ class Config(PaperConfig):
     def fast(cls):
         """A classroom preset: three branches (16, 32 and 64 px, two attention stages), narrow
         nets (ngf = ndf = 16), z 32, CA 64, batch 24, lr 5e-4 and an EMA generator (0.995):
-        2400 steps. The text encoder is the shipped SynthBirds DAMSM (its width)."""
-        return cls(embed_dim=64, image_size=64, branches=3, z_dim=32, ca_dim=64, ngf=16, ndf=16,
+        2400 steps. The text encoder and the DAMSM loss are the shipped 30-epoch SynthBirds
+        DAMSM (`"synthbirds-30ep"`, its width), not the 5-epoch one that scores R-precision:
+        with that one (`damsm=None`) the same preset reached 3.05x chance caption consistency
+        against 3.80x (TensorFlow, seed 0; see the README)."""
+        return cls(damsm="synthbirds-30ep", embed_dim=64, image_size=64, branches=3, z_dim=32, ca_dim=64, ngf=16, ndf=16,
                    num_residual=2, batch_size=24, lr=5e-4, ema_decay=0.995, epochs=0, steps=2400,
                    eval_every=600, sample_every=300, checkpoint_every=600, eval_samples=500)
 

@@ -23,8 +23,11 @@ user has them, frozen); on SynthBirds a small CNN trained from scratch with the
 same interface. DAMSM is a helper network, not a GAN: it is not in
 ``ganlib.models.MODELS``; ``ganlib pretrain damsm`` trains it.
 
-The SynthBirds DAMSM ships in ``ganlib/assets/damsm_synthbirds`` (its test
-R-precision in ``ganlib/assets/pretrained.json``): :func:`load_pretrained` gives it
+Two SynthBirds DAMSMs ship (their test R-precisions in ``ganlib/assets/pretrained.json``):
+``ganlib/assets/damsm_synthbirds`` (5 epochs) scores the R-precision of every model, and
+``ganlib/assets/damsm_synthbirds_30ep`` (30 epochs, ``load_pretrained("synthbirds-30ep")``)
+gives AttnGAN's fast preset its text features and DAMSM loss, so that the network G
+trains against is not the one that scores it. :func:`load_pretrained` gives either
 with its tokenizer, frozen encoders are the caller's choice.
 
     >>> model, tokenizer = load_pretrained()                 # doctest: +SKIP
@@ -461,17 +464,31 @@ class DAMSM(keras.Model):
 # --------------------------------------------------------------------------- #
 # Loading a pretrained DAMSM
 # --------------------------------------------------------------------------- #
-#: the shipped SynthBirds DAMSM (``ganlib pretrain damsm --data synthbirds --out`` this folder)
-SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "damsm_synthbirds")
+_ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+#: the shipped SynthBirds DAMSMs (``ganlib pretrain damsm --data synthbirds --out`` these folders), by
+#: name: ``"synthbirds"`` (5 epochs) scores R-precision (``ganlib.metrics``) and is ``None``'s;
+#: ``"synthbirds-30ep"`` (30 epochs) is the text encoder and DAMSM loss of AttnGAN's fast preset, a
+#: different network from the one that scores it
+SHIPPED_NAMES = {"synthbirds": os.path.join(_ASSETS, "damsm_synthbirds"),
+                 "synthbirds-30ep": os.path.join(_ASSETS, "damsm_synthbirds_30ep")}
+SHIPPED = SHIPPED_NAMES["synthbirds"]
 FILES = ("damsm.weights.h5", "config.json", "vocab.txt")
 
 
+def folder(path=None):
+    """The folder of a DAMSM: ``None`` (the shipped scoring DAMSM), a name of ``SHIPPED_NAMES``
+    (it wins over a folder of that name in the working directory) or a folder."""
+    if path is None:
+        return SHIPPED
+    return SHIPPED_NAMES.get(str(path), os.fspath(path))
+
+
 def read_config(path=None):
-    """The ``config.json`` of a DAMSM folder (``None``: the shipped one) as a dict
+    """The ``config.json`` of a DAMSM folder (``None`` or a shipped name: see :func:`folder`) as a dict
     ``{"config": {...}, "data", "vocabulary_size"}``, after checking the folder's files."""
     import json
 
-    path = SHIPPED if path is None else os.fspath(path)
+    path = folder(path)
     missing = [name for name in FILES if not os.path.isfile(os.path.join(path, name))]
     if missing:
         raise FileNotFoundError(f"DAMSM folder {path}: missing {', '.join(missing)} (expected {', '.join(FILES)}, "
@@ -488,8 +505,10 @@ def load_pretrained(path=None):
 
     Args:
         path: a folder written by ``ganlib pretrain damsm --out DIR`` (``damsm.weights.h5``,
-            ``config.json``, ``vocab.txt``); ``None``: the shipped SynthBirds DAMSM
-            (``ganlib/assets/damsm_synthbirds``, test R-precision in ``pretrained.json``).
+            ``config.json``, ``vocab.txt``); ``None``: the shipped SynthBirds DAMSM that scores
+            R-precision (``ganlib/assets/damsm_synthbirds``); ``"synthbirds-30ep"``: the shipped
+            30-epoch one AttnGAN's fast preset trains with (``ganlib/assets/damsm_synthbirds_30ep``);
+            test R-precisions in ``pretrained.json``.
 
     Returns:
         ``model``: a built :class:`DAMSM` with the weights (``model.text_encoder``,
@@ -504,7 +523,7 @@ def load_pretrained(path=None):
     """
     from ganlib.text import Tokenizer
 
-    path = SHIPPED if path is None else os.fspath(path)
+    path = folder(path)
     info = read_config(path)
     fields = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(info["config"]) - fields)

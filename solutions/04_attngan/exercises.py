@@ -190,9 +190,10 @@ def damsm_loss(regions, image_code, words, sentence, lengths, gamma1=4.0, gamma2
 # R-precision, caption consistency and FID analogue of each (the README's lesson-04 row has the
 # figures of the full fast() preset when they are measured). In 4 to 8 sentences: what does the
 # lambda term ask of the generator that the discriminators' conditional losses do not, and why can
-# it raise R-precision without raising caption consistency (or the other way round)? R-precision
-# is measured with the same DAMSM that gives the loss: what does that mean for the comparison, and
-# what independent measurement would you add to decide whether lambda = 5 really helps?
+# it raise R-precision without raising caption consistency (or the other way round)? The loss comes
+# from the 30-epoch DAMSM and R-precision is scored by the 5-epoch one: the same architecture, data
+# and vocabulary, other weights. How independent is that score of what G was trained on, and what
+# measurement would you add to decide whether lambda = 5 really helps?
 REFLECTION = """
 (Write your answer here.)
 """

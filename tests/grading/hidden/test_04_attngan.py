@@ -19,10 +19,12 @@ RUBRIC = """
   consistency asks the evaluation net whether each named colour is visible; a generator can satisfy
   DAMSM's features without drawing every colour the evaluator checks (or draw colours DAMSM weighs
   little), so the two can move apart, and the notebook's numbers show by how much.
-1 point: with lambda > 0 the generator is trained on the very metric that scores it (it can learn
-  DAMSM's blind spots), so R-precision favours lambda = 5; an independent check is needed: caption
-  consistency with the separate evaluation net, R-precision with a second DAMSM trained from another
-  seed, or the FID analogue, at the same steps and seed.
+1 point: with lambda > 0 the generator is trained against a DAMSM that shares the scorer's
+  architecture, data and vocabulary (only the weights and epochs differ), so features both DAMSMs
+  rely on can be pleased without more faithful images and R-precision still leans towards
+  lambda = 5 (in the paper, and in ganlib before the 30-epoch DAMSM, it was the very same network);
+  an independent check is needed: caption consistency with the separate evaluation net, the VS
+  similarity of HDGAN's independently trained model, or the FID analogue, at the same steps and seed.
 """
 
 
