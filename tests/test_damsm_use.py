@@ -173,3 +173,21 @@ def test_attngan_fast_trains_with_the_30_epoch_damsm_not_the_one_that_scores_it(
     r5, _ = metrics.damsm_r_precision(sample["images"], sample["captions"], seed=0)
     print(f"R-precision of 500 real test images: 30-epoch DAMSM {r30:.3f}, 5-epoch {r5:.3f} (chance 0.01)")
     assert r30 > 0.1 and r30 > 1.5 * r5
+
+
+def test_a_helper_folder_is_loaded_once_whatever_names_it(damsm_dir, tmp_path, monkeypatch):
+    """`ganlib.metrics.loaded.pretrained` keys its cache by the folder each kind's `folder` resolves:
+    None and the shipped name of the same folder share one load, a relative path is the same folder
+    after a change of directory, and the two shipped DAMSMs stay apart."""
+    from ganlib.metrics import loaded
+    from ganlib.models import vs
+
+    out = damsm_dir[0]
+    monkeypatch.chdir(out.parent)
+    relative = loaded.pretrained("damsm", out.name)
+    monkeypatch.chdir(tmp_path)
+    assert loaded.pretrained("damsm", out) is relative
+    assert damsm.folder(None) == damsm.folder("synthbirds") != damsm.folder("synthbirds-30ep")
+    assert loaded.pretrained("damsm", None) is loaded.pretrained("damsm", "synthbirds")
+    assert loaded.pretrained("damsm", "synthbirds-30ep") is not loaded.pretrained("damsm", None)
+    assert loaded.pretrained("vs") is loaded.pretrained("vs", vs.SHIPPED)

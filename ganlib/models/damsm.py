@@ -48,6 +48,7 @@ import keras
 from keras import layers, ops
 
 from ganlib.losses import damsm_loss
+from ganlib.models import folders
 
 
 # --------------------------------------------------------------------------- #
@@ -478,9 +479,7 @@ FILES = ("damsm.weights.h5", "config.json", "vocab.txt")
 def folder(path=None):
     """The folder of a DAMSM: ``None`` (the shipped scoring DAMSM), a name of ``SHIPPED_NAMES``
     (it wins over a folder of that name in the working directory) or a folder."""
-    if path is None:
-        return SHIPPED
-    return SHIPPED_NAMES.get(str(path), os.fspath(path))
+    return folders.resolve(path, SHIPPED, SHIPPED_NAMES)
 
 
 def read_config(path=None):

@@ -6,6 +6,15 @@ import json
 import os
 
 
+def resolve(path, shipped, names=None):
+    """The folder a helper's `path` names: `None` -> `shipped` (the folder that ships), a key of
+    `names` (a shipped name; it wins over a folder of that name in the working directory) -> its
+    folder, anything else -> the path itself."""
+    if path is None:
+        return shipped
+    return (names or {}).get(os.fspath(path), os.fspath(path))
+
+
 def write(out, config, tokenizer, extra=None):
     """`config.json` and `vocab.txt` of a helper folder (the caller writes the weights)."""
     os.makedirs(out, exist_ok=True)

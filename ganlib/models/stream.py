@@ -425,6 +425,11 @@ def save(model, tokenizer, out, extra=None):
     model.save_weights(os.path.join(out, WEIGHTS_FILE))
 
 
+def folder(path=None):
+    """The folder of a STREAM: ``None`` -> the shipped SynthBirds captioner, else ``path``."""
+    return folders.resolve(path, ASSET_DIR)
+
+
 def load_pretrained(path=None):
     """A built, frozen :class:`Stream` and its tokenizer from a folder written by ``ganlib pretrain stream``.
 
@@ -435,7 +440,7 @@ def load_pretrained(path=None):
     Returns:
         ``(model, tokenizer)``.
     """
-    path = ASSET_DIR if path is None else os.fspath(path)
+    path = folder(path)
     config, tokenizer, weights = folders.read(path, WEIGHTS_FILE, Config, "stream")
     model = Stream(config, vocabulary_size=tokenizer.vocabulary_size, name="stream")   # a helper's name
     model.build()

@@ -242,6 +242,11 @@ def save(model, tokenizer, out, extra=None):
     folders.write(out, model.config, tokenizer, extra)
 
 
+def folder(path=None):
+    """The folder of a VS model: ``None`` -> the shipped SynthBirds one, else ``path``."""
+    return folders.resolve(path, SHIPPED)
+
+
 def load_pretrained(path=None):
     """A built, frozen :class:`VS` and its tokenizer: ``(model, tokenizer)``.
 
@@ -255,7 +260,7 @@ def load_pretrained(path=None):
     """
     from ganlib.encoders import build_sentence_encoder
 
-    path = SHIPPED if path is None else os.fspath(path)
+    path = folder(path)
     config, tokenizer, weights = folders.read(path, WEIGHTS_FILE, Config, "vs")
     config = dataclasses.replace(config, backbone_weights=None)   # all weights are in the file
     encoder = (build_sentence_encoder(tokenizer.vocabulary_size, embed_dim=config.sentence_dim)
