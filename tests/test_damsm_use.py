@@ -154,7 +154,7 @@ def test_attngan_fast_trains_with_the_30_epoch_damsm_not_the_one_that_scores_it(
     from ganlib.models import attngan, mirrorgan
 
     assert attngan.Config.fast().damsm == "synthbirds-30ep" and attngan.Config.paper().damsm is None
-    assert mirrorgan.Config.fast().damsm is None     # its STREAM was trained on the 5-epoch DAMSM's CNN
+    assert mirrorgan.Config.fast().damsm == "synthbirds-30ep"   # STEM as AttnGAN's; STREAM keeps its own CNN
     cfg = conditioning.use_text_encoder(cgan.Config.fast(), "damsm:synthbirds-30ep")   # lessons 01-03's models
     assert (cfg.text_encoder, cfg.embed_dim) == ("damsm:synthbirds-30ep", 64)
     strong, tokenizer = damsm.load_pretrained("synthbirds-30ep")
