@@ -268,6 +268,19 @@ class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; training was stopped."""
 
 
+class StopAtStep(keras.callbacks.Callback):
+    """Stop `fit()` once the model's global step reaches `steps`: `fit()` runs whole epochs of
+    `steps_per_epoch`, so a target that is not a multiple of it would otherwise overshoot."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if global_step(self.model) >= self.steps:
+            self.model.stop_training = True
+
+
 class StopOnNonFinite(keras.callbacks.Callback):
     """Stop training as soon as a logged loss is NaN or infinite, with a clear message.
 

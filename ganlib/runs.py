@@ -135,7 +135,7 @@ def _train_one(spec, cfg, out, info, train_set, test_set, steps, resume, tensorb
                                         seed=cfg.seed + done)
     datasets = {"train": train_set, "test": test_set}
     conditions, labels = model.condition.grid(datasets)
-    every = [cb.Checkpoint(out, every=cfg.checkpoint_every), cb.StopOnNonFinite(out),
+    every = [cb.Checkpoint(out, every=cfg.checkpoint_every), cb.StopOnNonFinite(out), cb.StopAtStep(cfg.steps),
              cb.SampleGrid(conditions, every=cfg.sample_every, out_dir=out, labels=labels),
              cb.Evaluate(evaluation_split(model, datasets), every=cfg.eval_every, n=cfg.eval_samples, out_dir=out)]
     if tensorboard:

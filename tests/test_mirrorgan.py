@@ -49,6 +49,10 @@ def test_presets_hold_the_reference_settings():
     assert (paper.epochs, paper.steps, paper.ema_decay) == (650, 650 * (8855 // 12), 0.999)
     fast = M.Config.fast()
     assert fast.branch_sizes == (16, 32, 64) and (fast.caption_weight, fast.damsm_weight) == (10.0, 0.0)
+    spec = M.SPEC   # the command line's ablations: lambda 0, and AttnGAN's DAMSM term added
+    assert spec.make_config("fast", "no-stream").caption_weight == 0.0
+    both = spec.make_config("fast", "with-damsm")
+    assert (both.caption_weight, both.damsm_weight) == (10.0, 5.0)
 
 
 def test_networks_have_the_reference_parameter_counts():

@@ -55,7 +55,7 @@ from ganlib.layers import SentenceAttention
 from ganlib.models import attngan
 from ganlib.models import stackganpp as sgpp
 from ganlib.models import stream as stream_lib
-from ganlib.models.registry import PaperSpec
+from ganlib.models.registry import PaperSpec, Variant
 
 
 @dataclass
@@ -208,4 +208,11 @@ SPEC = PaperSpec(
     build=build,
     batch=attngan.SPEC.batch,
     conditions=("words",),
+    variants={
+        "no-stream": Variant("lambda = 0: GLAM without the STREAM loss (the paper's baseline)",
+                             lambda cfg: cfg.replace(caption_weight=0.0)),
+        "with-damsm": Variant("the STREAM loss plus AttnGAN's DAMSM term (lambda_DAMSM 5, as AttnGAN's birds; "
+                              "the reference trains without it)",
+                              lambda cfg: cfg.replace(damsm_weight=attngan.Config().damsm_weight)),
+    },
 )
