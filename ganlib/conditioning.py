@@ -150,9 +150,9 @@ class SentenceConditioning:
             from ganlib.text import Tokenizer
 
             if self.damsm:
-                from ganlib.models.damsm import SHIPPED
+                from ganlib.models.damsm import folder as resolve   # None: the shipped scoring DAMSM
 
-                folder = damsm_folder(self.text_encoder) or SHIPPED
+                folder = resolve(damsm_folder(self.text_encoder))
                 self._tokenizer = Tokenizer.load(f"{folder}/vocab.txt", max_words=self.max_words)
             else:
                 self._tokenizer = Tokenizer.default(max_words=self.max_words)
