@@ -4,6 +4,8 @@ Kept apart from :mod:`ganlib.training` so that layers can ask them without impor
 the training machinery.
 """
 
+import os
+
 import keras
 
 BACKEND = keras.backend.backend()
@@ -198,6 +200,85 @@ def _jax_cpu_convolutions():
     jax_nn.conv, jax_nn.conv_transpose = conv_small_outputs_by_patches, conv_transpose_strided_by_phases
 
 
+def _fused_batch_norm_tensorflow(x, gamma, beta, epsilon):
+    """TensorFlow's fused kernel (`FusedBatchNormV3`, NHWC) in training mode: the normalised
+    `x`, the batch mean and the biased batch variance (the op returns the unbiased one, for its
+    own moving average; Keras keeps the biased one). The raw op, as `tf.nn.fused_batch_norm`
+    would raise `epsilon` to cuDNN's 1.001e-5."""
+    import tensorflow as tf
+
+    shape = tf.shape(x)
+    x4 = x if x.shape.rank == 4 else tf.reshape(x, (-1, 1, 1, x.shape[-1]))
+    empty = tf.constant([], x.dtype)
+    y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+        x=x4, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=epsilon,
+        exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+    n = tf.cast(tf.size(x4) // x4.shape[-1], variance.dtype)
+    return tf.reshape(y, shape), mean, variance * (n - 1.0) / n
+
+
+def _fused_batch_norm_torch(x, gamma, beta, epsilon):
+    """PyTorch's fused kernel (`aten::batch_norm`, channels at axis 1, so a channels-last view)
+    in training mode: the normalised `x`, the batch mean and the biased batch variance (the
+    kernel's running variance, with momentum 1, is the unbiased one)."""
+    import torch
+
+    channels_first = x.permute(0, 3, 1, 2) if x.dim() == 4 else x
+    mean = torch.zeros(x.shape[-1], dtype=x.dtype, device=x.device)
+    variance = torch.ones_like(mean)
+    y = torch.batch_norm(channels_first, gamma, beta, mean, variance, True, 1.0, epsilon, False)
+    n = x.numel() // x.shape[-1]
+    return (y.permute(0, 2, 3, 1) if x.dim() == 4 else y), mean, variance * ((n - 1) / n)
+
+
+def fused_batch_norm_applies(layer, inputs, training, mask):
+    """Whether `BatchNormalization` (patched by :func:`_fused_batch_norm`) takes the fused
+    kernel: training mode on TensorFlow or PyTorch, float32 statistics, a 2-D or 4-D input
+    normalised over its last axis with more than one value per channel, no mask, no renorm,
+    no cross-replica statistics. Anything else goes through Keras' own `call`."""
+    shape = tuple(inputs.shape)
+    if len(shape) not in (2, 4) or any(n is None for n in shape[1:]):
+        return False
+    values_per_channel = None if shape[0] is None else shape[0] * (shape[1] * shape[2] if len(shape) == 4 else 1)
+    return (training is True and layer.trainable and mask is None and not layer.renorm
+            and not layer.synchronized and layer.axis in (-1, len(shape) - 1)
+            and keras.backend.result_type(inputs.dtype, "float32") == "float32"
+            and (values_per_channel is None or values_per_channel > 1))
+
+
+def _fused_batch_norm():
+    """On TensorFlow and PyTorch, Keras' `BatchNormalization` in training mode computes its batch
+    statistics and normalises in the framework's fused kernel (one pass forward, one backward)
+    instead of Keras' separate moments, subtraction and scaling: the same outputs, gradients
+    and moving statistics within float round-off. StackGAN++'s step at batch 8: TensorFlow
+    8.05 s -> 7.47 s, PyTorch 21.7 s -> 20.6 s (README, paper presets against the reference)."""
+    from keras import ops
+    from keras.src.layers.normalization.batch_normalization import BatchNormalization
+
+    call = BatchNormalization.call
+    if getattr(call, "ganlib_fused", False):
+        return
+    fused = _fused_batch_norm_tensorflow if BACKEND == "tensorflow" else _fused_batch_norm_torch
+
+    def call_fused(self, inputs, training=None, mask=None):
+        if not fused_batch_norm_applies(self, inputs, training, mask):
+            return call(self, inputs, training=training, mask=mask)
+        x = ops.cast(inputs, "float32")
+        channels = (x.shape[-1],)
+        gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones(channels)
+        beta = ops.cast(self.beta, "float32") if self.center else ops.zeros(channels)
+        y, mean, variance = fused(x, gamma, beta, self.epsilon)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return ops.cast(y, self.compute_dtype)
+
+    call_fused.ganlib_fused = True
+    call_fused.keras_call = call
+    BatchNormalization.call = call_fused
+
+
+if BACKEND in ("tensorflow", "torch") and os.environ.get("GANLIB_FUSED_BATCH_NORM", "1") != "0":
+    _fused_batch_norm()
 if BACKEND == "torch":
     _torch_bf16_conv_layout()
 elif BACKEND == "jax":

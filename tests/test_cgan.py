@@ -259,18 +259,22 @@ def test_keras_round_trip_gives_the_same_images(tmp_path):
 
 def test_gan_int_cls_learns_on_synthbirds(birds, tmp_path):
     """A short run lowers the FID analogue and raises the IS analogue (caption
-    consistency needs longer runs: `ganlib train cgan --preset fast`, see README)."""
+    consistency needs longer runs: `ganlib train cgan --preset fast`, see README).
+    Judged on the mean of the evaluations at steps 300, 400 and 500: a GAN oscillates, and one
+    evaluation of 100 images moves with float round-off (at step 250 it read 466 on PyTorch
+    and 953 with the fused BatchNorm kernel, the two runs equal to 5 digits after 3 steps)."""
     train, test = birds
     enable_determinism(0)
     model = cgan.GANINTCLS(TINY)
     model.compile()
     pipe = train.pipeline(batch_size=TINY.batch_size, image_size=16, tokenizer=model.tokenizer)
-    evaluate = cb.Evaluate(test, every=0, n=100, out_dir=tmp_path, verbose=False)
-    model.fit(pipe, steps_per_epoch=250, epochs=1, verbose=0, callbacks=[evaluate])
-    first, last = evaluate.records[0], evaluate.records[-1]
-    assert first["step"] == 0 and last["step"] == 250
-    assert last["fid"] < 0.7 * first["fid"], (first, last)
-    assert last["inception_score"] > 2 * first["inception_score"], (first, last)
+    evaluate = cb.Evaluate(test, every=100, n=100, out_dir=tmp_path, verbose=False)
+    model.fit(pipe, steps_per_epoch=500, epochs=1, verbose=0, callbacks=[evaluate])
+    first, last = evaluate.records[0], evaluate.records[-3:]
+    assert first["step"] == 0 and [r["step"] for r in last] == [300, 400, 500]
+    fid, score = (np.mean([r[k] for r in last]) for k in ("fid", "inception_score"))
+    assert fid < 0.7 * first["fid"], (first, last)
+    assert score > 2 * first["inception_score"], (first, last)
     assert json.loads((tmp_path / "metrics.json").read_text()) == evaluate.records
 
 

@@ -335,3 +335,75 @@ def test_phase_conv_transpose_selects_strided_transposed_convolutions():
     assert not phase_conv_transpose((None, 8, 8, 64), (3, 3, 3, 64), strides=2, dilation_rate=2)
     assert not phase_conv_transpose((None, 64, 8, 8), (3, 3, 3, 64), strides=2, data_format="channels_first")
     assert not phase_conv_transpose((None, None, None, 64), (3, 3, 3, 64), strides=2)
+
+
+def _numpy_batch_norm(x, gamma, beta, epsilon, g):
+    r"""Training-mode batch normalisation (Ioffe & Szegedy 2015, Algorithm 1) over every axis but
+    the last: $\hat x = (x - \mu_B) / \sqrt{\sigma_B^2 + \epsilon}$ with the biased batch variance,
+    $y = \gamma \hat x + \beta$; and the gradients of $L = \sum y g$: $\partial L / \partial \beta =
+    \sum g$, $\partial L / \partial \gamma = \sum g \hat x$, $\partial L / \partial x = \gamma /
+    \sqrt{\sigma_B^2 + \epsilon}\, (g - \bar g - \hat x\, \overline{g \hat x})$ (bars: batch means)."""
+    axes = tuple(range(x.ndim - 1))
+    mean, variance = x.mean(axes), x.var(axes)
+    x_hat = (x - mean) / np.sqrt(variance + epsilon)
+    dx = gamma / np.sqrt(variance + epsilon) * (g - g.mean(axes) - x_hat * (g * x_hat).mean(axes))
+    return gamma * x_hat + beta, mean, variance, dx, (g * x_hat).sum(axes), g.sum(axes)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 7, 16), (12, 32), (2, 1, 1, 3)])
+def test_batch_norm_in_training_follows_its_equations_with_ganlibs_fused_kernel(shape):
+    """Keras' BatchNormalization in training mode, which on TensorFlow and PyTorch ganlib computes
+    in the framework's fused kernel (`ganlib.backend`): its output, the moving statistics after one
+    step (momentum 0.9: 0.1 of the batch mean and of the biased variance) and one SGD step of rate 1
+    on sum(y * g) (gamma, beta and the input, made by a Dense layer from the identity, move by minus
+    their gradients) equal the numpy equations."""
+    import ganlib.backend as gb
+    from keras.src.layers.normalization.batch_normalization import BatchNormalization
+
+    rng = np.random.default_rng(0)
+    x = (3.0 * rng.standard_normal(shape) + 1.0).astype("float32")
+    gamma, beta = (rng.standard_normal(shape[-1:]).astype("float32") for _ in range(2))
+    g = rng.standard_normal(shape).astype("float32")
+    eye = np.eye(shape[0], dtype="float32")
+    bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    image = keras.layers.Dense(int(np.prod(shape[1:])), use_bias=False, name="image")
+    one_hot = keras.Input((shape[0],))
+    model = keras.Model(one_hot, bn(keras.layers.Reshape(shape[1:])(image(one_hot))))
+    image.set_weights([x.reshape(shape[0], -1)])
+    bn.set_weights([gamma, beta, np.zeros_like(gamma), np.ones_like(gamma)])
+
+    assert gb.fused_batch_norm_applies(bn, ops.convert_to_tensor(x), True, None)
+    assert getattr(BatchNormalization.call, "ganlib_fused", False) == (keras.backend.backend() != "jax")
+    y, mean, variance, dx, dgamma, dbeta = _numpy_batch_norm(x.astype("float64"), gamma, beta, 1e-5,
+                                                             g.astype("float64"))
+    np.testing.assert_allclose(ops.convert_to_numpy(model(eye, training=True)), y, rtol=1e-4, atol=1e-4)
+    bn.set_weights([gamma, beta, np.zeros_like(gamma), np.ones_like(gamma)])
+    model.compile(keras.optimizers.SGD(1.0), loss=lambda target, pred: ops.sum(target * pred))
+    model.train_on_batch(eye, g)
+    new_gamma, new_beta, moving_mean, moving_variance = bn.get_weights()
+    np.testing.assert_allclose(gamma - new_gamma, dgamma, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(beta - new_beta, dbeta, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(x.reshape(shape[0], -1) - image.get_weights()[0], dx.reshape(shape[0], -1),
+                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(moving_mean, 0.1 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(moving_variance, 0.9 + 0.1 * variance, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_batch_norm_leaves_other_cases_to_keras():
+    """Only training-mode calls over the last axis of a 2-D or 4-D float input without mask,
+    renorm or synchronised statistics take the fused kernel; the rest stay Keras' own."""
+    from ganlib.backend import fused_batch_norm_applies
+
+    x4, x3 = ops.zeros((4, 3, 3, 8)), ops.zeros((4, 3, 8))
+    plain = keras.layers.BatchNormalization()
+    assert fused_batch_norm_applies(plain, x4, True, None)
+    assert not fused_batch_norm_applies(plain, x4, False, None)
+    assert not fused_batch_norm_applies(plain, x4, None, None)
+    assert not fused_batch_norm_applies(plain, x3, True, None)
+    assert not fused_batch_norm_applies(plain, x4, True, ops.ones((4, 3, 3)))
+    assert not fused_batch_norm_applies(keras.layers.BatchNormalization(axis=1), x4, True, None)
+    assert not fused_batch_norm_applies(keras.layers.BatchNormalization(renorm=True), x4, True, None)
+    assert not fused_batch_norm_applies(plain, ops.zeros((1, 8)), True, None)   # one value per channel
+    frozen = keras.layers.BatchNormalization()
+    frozen.trainable = False
+    assert not fused_batch_norm_applies(frozen, x4, True, None)
