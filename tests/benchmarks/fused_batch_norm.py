@@ -34,24 +34,20 @@ def main():
         raise SystemExit(f"no fused BatchNorm on {keras.backend.backend()} (or GANLIB_FUSED_BATCH_NORM=0)")
     calls = {"fused": fused, "keras": fused.keras_call}
 
-    import tensorflow as tf
-
-    models, data = {}, {}
+    models, batches = {}, {}
     for mode, call in calls.items():
         BatchNormalization.call = call
         model = bench.build_model(args.model, args.preset, args.batch)
         model.compile()
-        data[mode] = tf.data.Dataset.from_tensors(bench.synthetic_batch(model, model.config.batch_size)).repeat()
-        model.fit(data[mode], steps_per_epoch=2, epochs=1, verbose=0)   # build, trace, warm up
+        batches[mode] = bench.synthetic_batch(model, model.config.batch_size)
+        bench.time_steps(model, batches[mode], steps=0, warmup=2)   # build, trace, warm up
         models[mode] = model
     print(f"calibration {bench.calibration_gflops():.1f} GFLOP/s")
     times = {mode: [] for mode in calls}
     for r in range(args.rounds):
         for mode in (("fused", "keras") if r % 2 == 0 else ("keras", "fused")):
             BatchNormalization.call = calls[mode]
-            timer = bench.StepTimer()
-            models[mode].fit(data[mode], steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=[timer])
-            times[mode].append(timer.times)
+            times[mode].append(bench.time_steps(models[mode], batches[mode], args.steps, warmup=0))
     BatchNormalization.call = fused
     f, k = (np.array(times[mode]) for mode in ("fused", "keras"))
     rounds = f.mean(1) / k.mean(1)
