@@ -213,7 +213,7 @@ def _fused_batch_norm_tensorflow(x, gamma, beta, epsilon):
     y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
         x=x4, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=epsilon,
         exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
-    n = tf.cast(tf.size(x4) // x4.shape[-1], variance.dtype)
+    n = tf.cast(tf.size(x4) // tf.shape(x4)[-1], variance.dtype)
     return tf.reshape(y, shape), mean, variance * (n - 1.0) / n
 
 
@@ -280,8 +280,57 @@ def _fused_batch_norm():
     BatchNormalization.call = call_fused
 
 
+def fused_instance_norm_applies(layer, inputs):
+    """Whether `GroupNormalization` (patched by :func:`_fused_instance_norm`) takes the fused
+    batch-norm kernel: instance normalisation, i.e. one group per channel, over the last axis of
+    a 4-D input with static height, width and channels and more than one pixel, float32
+    statistics. Anything else (fewer groups than channels, other ranks) goes through Keras' own
+    `call`."""
+    shape = tuple(inputs.shape)
+    return (len(shape) == 4 and all(n is not None for n in shape[1:]) and shape[1] * shape[2] > 1
+            and layer.axis in (-1, 3) and layer.groups == shape[-1]
+            and keras.backend.result_type(inputs.dtype, "float32") == "float32")
+
+
+def _fused_instance_norm():
+    r"""On TensorFlow and PyTorch, Keras' `GroupNormalization` with one group per channel (instance
+    normalisation: every image's channel over its own pixels, pix2pixHD's `InstanceNorm2d`)
+    runs as the framework's fused batch-norm kernel on the batch laid side by side along the
+    channels, $(N, H, W, C) \to (1, H, W, NC)$ (a reshape when $N = 1$), $\gamma$ and $\beta$
+    repeated $N$ times: the same statistics (the mean and biased variance over $H W$ values) and
+    outputs within float round-off, in one pass forward and one backward instead of Keras'
+    separate moments, subtraction and scaling. A training step of a 1024x512x64 instance norm
+    (`python tests/benchmarks/fused_batch_norm.py --layer instance`, 2-core Zen 4): 105 vs 293 ms
+    on TensorFlow, 550 vs 912 ms on PyTorch; at batch 4 (4x64x128x64) 0.92x and 0.83x, the
+    transposes included. `GANLIB_FUSED_BATCH_NORM=0` leaves this layer alone too."""
+    from keras import ops
+    from keras.src.layers.normalization.group_normalization import GroupNormalization
+
+    call = GroupNormalization.call
+    if getattr(call, "ganlib_fused", False):
+        return
+    fused = _fused_batch_norm_tensorflow if BACKEND == "tensorflow" else _fused_batch_norm_torch
+
+    def call_fused(self, inputs):
+        if not fused_instance_norm_applies(self, inputs):
+            return call(self, inputs)
+        _, height, width, channels = inputs.shape
+        x = ops.reshape(ops.transpose(ops.cast(inputs, "float32"), (1, 2, 0, 3)), (1, height, width, -1))
+        images = ops.shape(x)[-1] // channels
+        gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,))
+        beta = ops.cast(self.beta, "float32") if self.center else ops.zeros((channels,))
+        y, _, _ = fused(x, ops.tile(gamma, (images,)), ops.tile(beta, (images,)), self.epsilon)
+        y = ops.transpose(ops.reshape(y, (height, width, -1, channels)), (2, 0, 1, 3))
+        return ops.cast(y, self.compute_dtype)
+
+    call_fused.ganlib_fused = True
+    call_fused.keras_call = call
+    GroupNormalization.call = call_fused
+
+
 if BACKEND in ("tensorflow", "torch") and os.environ.get("GANLIB_FUSED_BATCH_NORM", "1") != "0":
     _fused_batch_norm()
+    _fused_instance_norm()
 if BACKEND == "torch":
     _torch_bf16_conv_layout()
 elif BACKEND == "jax":

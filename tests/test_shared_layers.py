@@ -407,3 +407,67 @@ def test_fused_batch_norm_leaves_other_cases_to_keras():
     frozen = keras.layers.BatchNormalization()
     frozen.trainable = False
     assert not fused_batch_norm_applies(frozen, x4, True, None)
+
+
+@pytest.mark.parametrize("shape,affine", [((1, 6, 10, 8), False), ((3, 5, 7, 4), True), ((2, 1, 3, 5), True)])
+def test_instance_norm_follows_its_equations_with_ganlibs_fused_kernel(shape, affine):
+    r"""GroupNormalization with one group per channel (instance normalisation, as pix2pixHD's
+    InstanceNorm2d), which on TensorFlow and PyTorch ganlib runs as the fused batch-norm kernel on
+    the images laid side by side: for every image $n$ and channel $c$ the mean and biased variance
+    over its pixels, $y = \gamma_c (x - \mu_{nc}) / \sqrt{\sigma_{nc}^2 + \epsilon} + \beta_c$, and
+    the gradients of sum(y * g) (the batch-norm gradients of `_numpy_batch_norm`, per image) equal
+    the numpy equations, through one SGD step of rate 1 as in the batch-norm test."""
+    import ganlib.backend as gb
+    from keras.src.layers.normalization.group_normalization import GroupNormalization
+
+    rng = np.random.default_rng(1)
+    x = (2.0 * rng.standard_normal(shape) - 0.5).astype("float32")
+    g = rng.standard_normal(shape).astype("float32")
+    gamma, beta = (rng.standard_normal(shape[-1:]).astype("float32") for _ in range(2))
+    if not affine:
+        gamma, beta = np.ones_like(gamma), np.zeros_like(beta)
+    per_image = [_numpy_batch_norm(x[n:n + 1].astype("float64"), gamma, beta, 1e-5, g[n:n + 1].astype("float64"))
+                 for n in range(shape[0])]
+    y, dx = (np.concatenate([r[k] for r in per_image]) for k in (0, 3))
+    dgamma, dbeta = (sum(r[k] for r in per_image) for k in (4, 5))
+
+    norm = keras.layers.GroupNormalization(groups=-1, center=affine, scale=affine, epsilon=1e-5)
+    image = keras.layers.Dense(int(np.prod(shape[1:])), use_bias=False)
+    one_hot = keras.Input((shape[0],))
+    model = keras.Model(one_hot, norm(keras.layers.Reshape(shape[1:])(image(one_hot))))
+    image.set_weights([x.reshape(shape[0], -1)])
+    if affine:
+        norm.set_weights([gamma, beta])
+    assert gb.fused_instance_norm_applies(norm, ops.convert_to_tensor(x)) == (shape[1] * shape[2] > 1)
+    assert getattr(GroupNormalization.call, "ganlib_fused", False) == (keras.backend.backend() != "jax")
+    eye = np.eye(shape[0], dtype="float32")
+    np.testing.assert_allclose(ops.convert_to_numpy(model(eye)), y, rtol=1e-4, atol=1e-4)
+    model.compile(keras.optimizers.SGD(1.0), loss=lambda target, pred: ops.sum(target * pred))
+    model.train_on_batch(eye, g)
+    np.testing.assert_allclose(x.reshape(shape[0], -1) - image.get_weights()[0], dx.reshape(shape[0], -1),
+                               rtol=1e-3, atol=1e-4)
+    if affine:
+        new_gamma, new_beta = norm.get_weights()
+        np.testing.assert_allclose(gamma - new_gamma, dgamma, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(beta - new_beta, dbeta, rtol=1e-4, atol=1e-3)
+
+
+def test_fused_instance_norm_leaves_other_cases_to_keras():
+    """Only one group per channel over the last axis of a 4-D input with more than one pixel takes
+    the fused kernel; group normalisation proper, other ranks and other axes stay Keras' own."""
+    from ganlib.backend import fused_instance_norm_applies
+
+    def built(**kwargs):
+        layer = keras.layers.GroupNormalization(**kwargs)
+        layer.build((None, 3, 3, 8) if kwargs.get("axis", -1) == -1 else (None, 8, 3, 3))
+        return layer
+
+    x4 = ops.zeros((2, 3, 3, 8))
+    assert fused_instance_norm_applies(built(groups=-1), x4)
+    assert fused_instance_norm_applies(built(groups=8), x4)
+    assert not fused_instance_norm_applies(built(groups=4), x4)
+    assert not fused_instance_norm_applies(built(groups=8, axis=1), ops.zeros((2, 8, 3, 3)))
+    assert not fused_instance_norm_applies(built(groups=-1), ops.zeros((2, 1, 1, 8)))   # one pixel
+    three_d = keras.layers.GroupNormalization(groups=-1)
+    three_d.build((None, 5, 8))
+    assert not fused_instance_norm_applies(three_d, ops.zeros((2, 5, 8)))

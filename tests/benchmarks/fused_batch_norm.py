@@ -1,11 +1,19 @@
-"""Speed of ganlib's fused BatchNorm kernel (`ganlib.backend`, TensorFlow and PyTorch) against
-Keras' own `BatchNormalization`, measured in one process so that a machine whose speed drifts
-hits both alike: two copies of a model's preset, one built (and on TensorFlow traced) with the
-fused training path and one with Keras' call, stepped in turn, A B then B A, for `--rounds`
+"""Speed of ganlib's fused normalisation (`ganlib.backend`, TensorFlow and PyTorch: the batch-norm
+kernel for `BatchNormalization` in training and for `GroupNormalization` with one group per
+channel, i.e. instance norm) against Keras' own layers, measured in one process so that a machine
+whose speed drifts hits both alike: two copies of a model's preset, one built (and on TensorFlow
+traced) with the fused paths and one with Keras' calls, stepped in turn, A B then B A, for `--rounds`
 rounds of `--steps` steps on the same synthetic batch (`ganlib.bench.synthetic_batch`).
 
 Run:  KERAS_BACKEND=tensorflow python tests/benchmarks/fused_batch_norm.py cgan [--preset fast]
       [--batch N] [--rounds 6] [--steps 5]
+      KERAS_BACKEND=torch python tests/benchmarks/fused_batch_norm.py --layer instance
+      [--shape 1,512,1024,64]
+
+`--layer batch|instance` times one normalisation layer alone instead (training-mode
+`BatchNormalization`, or `GroupNormalization(groups=-1)`, both with gamma and beta): a per-channel
+1x1 depthwise convolution (so that the input's gradient is needed, as inside a network), the
+layer, and one SGD step on sum(y * g) for a random input `x` and `g` of `--shape`.
 
 Prints the median step of each, their ratio and the median, min and max of the per-round ratios,
 with the matmul calibration before and after. Not collected by pytest.
@@ -16,42 +24,61 @@ import argparse
 import keras
 import numpy as np
 from keras.src.layers.normalization.batch_normalization import BatchNormalization
+from keras.src.layers.normalization.group_normalization import GroupNormalization
 
 import ganlib.backend  # noqa: F401  (installs the fused training path)
 from ganlib import bench
 
 
+def build(args):
+    model = bench.build_model(args.model, args.preset, args.batch)
+    model.compile()
+    return model, bench.synthetic_batch(model, model.config.batch_size)
+
+
+def build_layer(kind, shape):
+    shape = tuple(int(n) for n in shape.split(","))
+    norm = (keras.layers.BatchNormalization() if kind == "batch" else keras.layers.GroupNormalization(groups=-1))
+    model = keras.Sequential([keras.Input(shape[1:]), keras.layers.DepthwiseConv2D(1, use_bias=False), norm])
+    model.compile(keras.optimizers.SGD(1e-3), loss=lambda g, y: keras.ops.sum(g * y))
+    rng = np.random.default_rng(0)
+    return model, tuple(rng.standard_normal(shape).astype("float32") for _ in range(2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
+    parser.add_argument("model", nargs="?", help="a model's preset, or --layer")
+    parser.add_argument("--layer", choices=("batch", "instance"), default=None)
+    parser.add_argument("--shape", default="1,512,1024,64", help="--layer's input, N,H,W,C")
     parser.add_argument("--preset", default="fast", choices=("fast", "paper"))
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
-    fused = BatchNormalization.call
-    if not getattr(fused, "ganlib_fused", False):
+    fused = (BatchNormalization.call, GroupNormalization.call)
+    if not getattr(fused[0], "ganlib_fused", False):
         raise SystemExit(f"no fused BatchNorm on {keras.backend.backend()} (or GANLIB_FUSED_BATCH_NORM=0)")
-    calls = {"fused": fused, "keras": fused.keras_call}
+    calls = {"fused": fused, "keras": tuple(call.keras_call for call in fused)}
 
+    if (args.model is None) == (args.layer is None):
+        parser.error("give a model or --layer, not both")
     models, batches = {}, {}
     for mode, call in calls.items():
-        BatchNormalization.call = call
-        model = bench.build_model(args.model, args.preset, args.batch)
-        model.compile()
-        batches[mode] = bench.synthetic_batch(model, model.config.batch_size)
-        bench.time_steps(model, batches[mode], steps=0, warmup=2)   # build, trace, warm up
-        models[mode] = model
+        BatchNormalization.call, GroupNormalization.call = call
+        models[mode], batches[mode] = build_layer(args.layer, args.shape) if args.layer else build(args)
+        bench.time_steps(models[mode], batches[mode], steps=0, warmup=2)   # build, trace, warm up
     print(f"calibration {bench.calibration_gflops():.1f} GFLOP/s")
     times = {mode: [] for mode in calls}
     for r in range(args.rounds):
         for mode in (("fused", "keras") if r % 2 == 0 else ("keras", "fused")):
-            BatchNormalization.call = calls[mode]
+            BatchNormalization.call, GroupNormalization.call = calls[mode]
             times[mode].append(bench.time_steps(models[mode], batches[mode], args.steps, warmup=0))
-    BatchNormalization.call = fused
+    BatchNormalization.call, GroupNormalization.call = fused
     f, k = (np.array(times[mode]) for mode in ("fused", "keras"))
     rounds = f.mean(1) / k.mean(1)
-    print(f"{args.model} {args.preset} batch {models['fused'].config.batch_size}, {keras.backend.backend()}: "
+    what = (f"{args.layer} norm {args.shape}" if args.layer else
+            f"{args.model} {args.preset} batch {models['fused'].config.batch_size}")
+    print(f"{what}, {keras.backend.backend()}: "
           f"fused {np.median(f) * 1e3:.1f} ms, Keras' {np.median(k) * 1e3:.1f} ms per step (medians of "
           f"{f.size}), ratio {np.median(f) / np.median(k):.3f}; per-round ratios median {np.median(rounds):.3f}, "
           f"min {rounds.min():.3f}, max {rounds.max():.3f}")
