@@ -296,7 +296,7 @@ def _fused_instance_norm():
     r"""On TensorFlow and PyTorch, Keras' `GroupNormalization` with one group per channel (instance
     normalisation: every image's channel over its own pixels, pix2pixHD's `InstanceNorm2d`)
     runs as the framework's fused batch-norm kernel on the batch laid side by side along the
-    channels, $(N, H, W, C) \to (1, H, W, NC)$ (a reshape when $N = 1$), $\gamma$ and $\beta$
+    channels, $(N, H, W, C) \to (H, W, N, C) \to (1, H, W, NC)$ (a transpose and a reshape), $\gamma$ and $\beta$
     repeated $N$ times: the same statistics (the mean and biased variance over $H W$ values) and
     outputs within float round-off, in one pass forward and one backward instead of Keras'
     separate moments, subtraction and scaling. A training step of a 1024x512x64 instance norm
